@@ -1,0 +1,45 @@
+# Two commands do all the set-up: `make run` (the service on the embedded default) and
+# `make test` (the whole suite against the PostgreSQL and Redis on this machine).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+URL    := http://$(HOST):$(PORT)
+
+.PHONY: run test lint bench-ingest clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.run
+
+run: $(VENV)/.run
+	@$(BIN)/payhook migrate
+	@echo ""
+	@echo "payhook is starting on $(URL) (SQLite file ./payhook.db, worker inside the web process)."
+	@echo "1. In another terminal, get a merchant and a test key:"
+	@echo "     $(BIN)/payhook merchants create \"My shop\""
+	@echo "2. Create a checkout session with that key:"
+	@echo "     curl -s -X POST $(URL)/v1/checkout/sessions -H 'Authorization: Bearer sk_test_...' -H 'Content-Type: application/json' -d '{\"amount\": 1999, \"currency\": \"usd\"}'"
+	@echo "API description: $(URL)/openapi.json   Stop with Ctrl-C."
+	@echo ""
+	@exec $(BIN)/payhook serve --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) node_modules *.egg-info src/*.egg-info

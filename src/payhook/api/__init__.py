@@ -1,0 +1,1 @@
+"""HTTP entrypoints: merchant /v1, provider webhooks, public pages, operators' /admin."""

@@ -1,0 +1,77 @@
+"""The one place where errors become HTTP answers in the contract's shape.
+
+``{"error": {"type", "code", "message", "param"}}``. Storage failures are 503 (retry); anything
+unexpected is a 500 with no detail (logged with its traceback, never sent).
+"""
+
+import logging
+from typing import Any
+
+from sqlalchemy import exc as sa
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from payhook.errors import (
+    MethodNotAllowed,
+    NotFound,
+    PayhookError,
+    PayloadTooLarge,
+    StorageUnavailable,
+    UnsupportedMediaType,
+)
+
+log = logging.getLogger("payhook.errors")
+
+_BY_STATUS: dict[int, type[PayhookError]] = {
+    404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge, 415: UnsupportedMediaType,
+}
+
+
+def error_response(error: PayhookError, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"type": error.type, "code": error.code, "message": error.message,
+                      "param": error.param}}
+    return JSONResponse(body, status_code=error.status, headers=headers)
+
+
+async def on_payhook_error(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, PayhookError)
+    return error_response(error)
+
+
+async def on_http_exception(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    kind = _BY_STATUS.get(error.status_code)
+    if kind is None:
+        return error_response(PayhookError(str(error.detail)))
+    message = "no such route" if error.status_code == 404 else str(error.detail).lower()
+    return error_response(kind(message), headers=dict(error.headers or {}))
+
+
+def is_storage_outage(error: BaseException) -> bool:
+    """Whether the database could not be reached or used, as opposed to a bug of ours."""
+    if isinstance(error, sa.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, sa.OperationalError | sa.InterfaceError | sa.TimeoutError | OSError)
+
+
+async def on_storage_error(_request: Request, error: Exception) -> Response:
+    if not is_storage_outage(error):
+        raise error
+    log.warning("storage unavailable: %s", type(error).__name__)
+    return error_response(StorageUnavailable("storage is unavailable; retry later"),
+                          headers={"Retry-After": "1"})
+
+
+async def on_unexpected(_request: Request, error: Exception) -> Response:
+    log.error("unhandled error", exc_info=error)
+    return error_response(PayhookError("internal error"))
+
+
+HANDLERS: dict[Any, Any] = {
+    PayhookError: on_payhook_error,
+    HTTPException: on_http_exception,
+    sa.SQLAlchemyError: on_storage_error,
+    OSError: on_storage_error,
+    Exception: on_unexpected,
+}

@@ -1,0 +1,111 @@
+"""The merchant API, ``/v1``: checkout sessions and API keys, scoped to the key's merchant and mode."""
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from payhook.api import auth
+from payhook.api.body import read_object
+from payhook.api.responses import listing, page_request, query
+from payhook.api.state import state
+from payhook.db.engine import reading
+from payhook.schemas import ApiKeyCreate, Empty, SessionCreate, parse
+from payhook.services import api_keys, idempotency, sessions
+from payhook.services.api_keys import Caller
+from payhook.services.idempotency import Answer
+
+
+async def create_session(request: Request) -> Response:
+    app = state(request)
+    query(request)
+    async with reading(app.engine) as conn:
+        caller = await auth.merchant(request, conn)
+    document = await read_object(request)
+    body = parse(SessionCreate, document, mode=caller.mode,
+                 crypto=app.settings.fiat_and_crypto_symbols)
+
+    async def work(conn: AsyncConnection) -> Answer:
+        row = await sessions.create(conn, caller.merchant_id, caller.mode, body)
+        return Answer(status=201, body=sessions.to_object(row, app.settings.public_base_url))
+
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        async with app.engine.begin() as conn:
+            answer = await work(conn)
+    else:
+        answer = await idempotency.run_once(
+            app.engine, (caller.merchant_id, caller.mode), idempotency.check_key(key),
+            idempotency.fingerprint(document), work,
+        )
+    return JSONResponse(answer.body, status_code=answer.status)
+
+
+async def get_session(request: Request) -> Response:
+    app = state(request)
+    query(request)
+    async with reading(app.engine) as conn:
+        caller = await auth.merchant(request, conn)
+        row = await sessions.get(conn, caller, request.path_params["id"])
+    return JSONResponse(sessions.to_object(row, app.settings.public_base_url))
+
+
+async def list_sessions(request: Request) -> Response:
+    app = state(request)
+    page, params = page_request(request, filters=("status",))
+    async with reading(app.engine) as conn:
+        caller = await auth.merchant(request, conn)
+        found = await sessions.list_sessions(conn, caller, page, params.get("status"))
+    return listing(found, lambda row: sessions.to_object(row, app.settings.public_base_url))
+
+
+async def cancel_session(request: Request) -> Response:
+    app = state(request)
+    query(request)
+    parse(Empty, await read_object(request))
+    async with app.engine.begin() as conn:
+        caller = await auth.merchant(request, conn)
+        row = await sessions.cancel(conn, caller, request.path_params["id"])
+    return JSONResponse(sessions.to_object(row, app.settings.public_base_url))
+
+
+async def list_api_keys(request: Request) -> Response:
+    app = state(request)
+    page, _ = page_request(request)
+    async with reading(app.engine) as conn:
+        caller = await auth.merchant(request, conn)
+        found = await api_keys.list_keys(conn, caller, page)
+    return listing(found, api_keys.to_object)
+
+
+async def create_api_key(request: Request) -> Response:
+    app = state(request)
+    query(request)
+    body = parse(ApiKeyCreate, await read_object(request))
+    async with app.engine.begin() as conn:
+        caller: Caller = await auth.merchant(request, conn)
+        issued = await api_keys.issue(conn, app.hasher, caller.merchant_id, caller.mode,
+                                      body.label)
+    return JSONResponse(api_keys.to_object(issued.row, secret=issued.secret), status_code=201)
+
+
+async def revoke_api_key(request: Request) -> Response:
+    app = state(request)
+    query(request)
+    async with app.engine.begin() as conn:
+        caller = await auth.merchant(request, conn)
+        row: Any = await api_keys.revoke(conn, caller, request.path_params["id"])
+    return JSONResponse(api_keys.to_object(row))
+
+
+routes = [
+    Route("/v1/checkout/sessions", create_session, methods=["POST"]),
+    Route("/v1/checkout/sessions", list_sessions, methods=["GET"]),
+    Route("/v1/checkout/sessions/{id}", get_session, methods=["GET"]),
+    Route("/v1/checkout/sessions/{id}/cancel", cancel_session, methods=["POST"]),
+    Route("/v1/api_keys", list_api_keys, methods=["GET"]),
+    Route("/v1/api_keys", create_api_key, methods=["POST"]),
+    Route("/v1/api_keys/{id}", revoke_api_key, methods=["DELETE"]),
+]

@@ -1,0 +1,171 @@
+"""``GET /openapi.json``: an OpenAPI 3.1 document of every route.
+
+Request bodies come from the pydantic models that validate them; answers from the schemas
+below. A test checks that every mounted route is described here.
+"""
+
+from typing import Any
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from payhook import __version__
+from payhook.schemas import AdminSessionCreate, ApiKeyCreate, MerchantCreate, SessionCreate
+
+_STRING = {"type": "string"}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_TIME = {"type": "string", "format": "date-time"}
+_NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+_INTEGER = {"type": "integer"}
+
+
+def _object(properties: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"type": "object", "properties": {**properties, **(optional or {})},
+            "required": list(properties)}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _list_of(name: str) -> dict[str, Any]:
+    return _object({"object": {"const": "list"}, "data": {"type": "array", "items": _ref(name)},
+                    "has_more": {"type": "boolean"}})
+
+
+RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": _object({"error": _object({
+        "type": _STRING, "code": _STRING, "message": _STRING, "param": _NULLABLE_STRING})}),
+    "CheckoutSession": _object({
+        "id": _STRING, "object": {"const": "checkout.session"},
+        "mode": {"enum": ["test", "live"]},
+        "status": {"enum": ["created", "pending", "paid", "failed"]},
+        "payment_status": {"enum": ["not_started", "processing", "completed", "failed"]},
+        "amount": _INTEGER, "currency": _STRING, "payment_provider": _NULLABLE_STRING,
+        "url": _STRING, "success_url": _NULLABLE_STRING, "cancel_url": _NULLABLE_STRING,
+        "customer_email": _NULLABLE_STRING, "customer_name": _NULLABLE_STRING,
+        "metadata": {"type": "object", "additionalProperties": _STRING},
+        "failure_reason": {"enum": [None, "canceled", "expired", "provider_failed"]},
+        "created_at": _TIME, "expires_at": _TIME, "paid_at": _NULLABLE_TIME,
+        "invoice_id": _NULLABLE_STRING,
+        "customer_access": {"oneOf": [{"type": "null"}, _object({"url": _STRING,
+                                                                "expires_at": _TIME})]},
+    }),
+    "SessionStatus": _object({
+        "session_id": _STRING, "status": _STRING, "payment_status": _STRING,
+        "payment_provider": _NULLABLE_STRING, "paid_at": _NULLABLE_TIME, "amount": _INTEGER,
+        "currency": _STRING, "created_at": _TIME, "expires_at": _TIME,
+    }),
+    "ApiKey": _object({
+        "id": _STRING, "object": {"const": "api_key"}, "mode": {"enum": ["test", "live"]},
+        "prefix": _STRING, "label": _NULLABLE_STRING, "status": {"enum": ["active", "revoked"]},
+        "created_at": _TIME, "revoked_at": _NULLABLE_TIME,
+    }, optional={"secret": {"type": "string", "description": "the raw key, only on create"}}),
+    "Merchant": _object({"id": _STRING, "object": {"const": "merchant"}, "name": _STRING,
+                         "created_at": _TIME, "api_key": _ref("ApiKey")}),
+    "Health": _object({"status": {"const": "ok"}}),
+}
+
+REQUEST_MODELS: list[type[BaseModel]] = [SessionCreate, AdminSessionCreate, MerchantCreate,
+                                         ApiKeyCreate]
+
+_ERRORS = {"400": "invalid request", "401": "missing, invalid or revoked credentials",
+           "404": "unknown id", "503": "storage unavailable; retry"}
+
+# (method, path) → (summary, tag, security, request model, status, response schema)
+Operation = tuple[str, str, str | None, str | None, int, dict[str, Any] | None]
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("post", "/v1/checkout/sessions"): (
+        "Create a checkout session (honours Idempotency-Key)", "sessions", "merchant",
+        "SessionCreate", 201, _ref("CheckoutSession")),
+    ("get", "/v1/checkout/sessions"): (
+        "List checkout sessions, newest first", "sessions", "merchant", None, 200,
+        _list_of("CheckoutSession")),
+    ("get", "/v1/checkout/sessions/{id}"): (
+        "Retrieve a checkout session", "sessions", "merchant", None, 200,
+        _ref("CheckoutSession")),
+    ("post", "/v1/checkout/sessions/{id}/cancel"): (
+        "Cancel a created or pending session", "sessions", "merchant", None, 200,
+        _ref("CheckoutSession")),
+    ("get", "/v1/api_keys"): ("List API keys (prefixes only)", "api_keys", "merchant", None,
+                              200, _list_of("ApiKey")),
+    ("post", "/v1/api_keys"): ("Create an API key (secret shown once)", "api_keys", "merchant",
+                               "ApiKeyCreate", 201, _ref("ApiKey")),
+    ("delete", "/v1/api_keys/{id}"): ("Revoke an API key", "api_keys", "merchant", None, 200,
+                                      _ref("ApiKey")),
+    ("get", "/session/{id}/status"): ("Public status of a session", "public", None, None, 200,
+                                      _ref("SessionStatus")),
+    ("get", "/healthz"): ("The process is up", "public", None, None, 200, _ref("Health")),
+    ("get", "/readyz"): ("The database answers", "public", None, None, 200, _ref("Health")),
+    ("get", "/metrics"): ("Prometheus metrics (text format)", "public", None, None, 200, None),
+    ("get", "/openapi.json"): ("This document", "public", None, None, 200, {"type": "object"}),
+    ("post", "/admin/merchants"): ("Create a merchant and its first test key", "admin", "admin",
+                                   "MerchantCreate", 201, _ref("Merchant")),
+    ("post", "/admin/checkout/sessions"): (
+        "Create a session for any merchant and mode", "admin", "admin", "AdminSessionCreate",
+        201, _ref("CheckoutSession")),
+}
+
+
+def _operation(method: str, path: str, spec: Operation) -> dict[str, Any]:
+    summary, tag, security, model, status, schema = spec
+    content = ({"application/json": {"schema": schema}} if schema is not None
+               else {"text/plain": {"schema": _STRING}})
+    operation: dict[str, Any] = {
+        "operationId": f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+        "summary": summary,
+        "tags": [tag],
+        "responses": {str(status): {"description": "success", "content": content}, **{
+            code: {"description": text,
+                   "content": {"application/json": {"schema": _ref("Error")}}}
+            for code, text in _ERRORS.items()}},
+    }
+    if "{id}" in path:
+        operation["parameters"] = [{"name": "id", "in": "path", "required": True,
+                                    "schema": _STRING}]
+    if method == "get" and schema is not None and "list" in str(schema):
+        operation["parameters"] = [
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                        "maximum": 100, "default": 10}},
+            {"name": "starting_after", "in": "query", "schema": _STRING},
+        ]
+    if security is not None:
+        operation["security"] = [{security: []}]
+    if model is not None:
+        operation["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": _ref(model)}}}
+    return operation
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for (method, path), spec in OPERATIONS.items():
+        paths.setdefault(path, {})[method] = _operation(method, path, spec)
+    schemas = dict(RESPONSE_SCHEMAS)
+    for model in REQUEST_MODELS:
+        schemas[model.__name__] = model.model_json_schema(
+            ref_template="#/components/schemas/{model}")
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "payhook", "version": __version__,
+                 "description": "Payment sessions, provider webhooks and a transactional outbox"},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "merchant": {"type": "http", "scheme": "bearer",
+                             "description": "sk_test_… or sk_live_…"},
+                "admin": {"type": "http", "scheme": "bearer",
+                          "description": "PAYHOOK_ADMIN_TOKEN"},
+            },
+        },
+    }
+
+
+async def openapi(_request: Request) -> Response:
+    return JSONResponse(document())
+
+
+routes = [Route("/openapi.json", openapi, methods=["GET"])]

@@ -1,0 +1,43 @@
+"""Endpoints without credentials: session status, health, readiness, metrics."""
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from payhook.api.responses import query
+from payhook.api.state import state
+from payhook.db.engine import reading
+from payhook.services import sessions
+
+
+async def session_status(request: Request) -> Response:
+    query(request)
+    async with reading(state(request).engine) as conn:
+        row = await sessions.get_public(conn, request.path_params["id"])
+    return JSONResponse(sessions.to_status(row))
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready when the database answers; a storage outage is the usual 503 error shape."""
+    async with reading(state(request).engine) as conn:
+        await conn.execute(text("SELECT 1"))
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(state(request).metrics.registry),
+                    media_type=CONTENT_TYPE_LATEST)
+
+
+routes = [
+    Route("/session/{id}/status", session_status, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

@@ -1,0 +1,36 @@
+"""Small helpers every endpoint uses to read queries and write answers."""
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from payhook.errors import InvalidRequest
+from payhook.services.pagination import Page, PageRequest
+
+PAGE_PARAMS = frozenset({"limit", "starting_after"})
+
+
+def query(request: Request, allowed: Iterable[str] = ()) -> dict[str, str]:
+    """The query string as a dict; unknown or repeated parameters are a 400."""
+    allowed = frozenset(allowed)
+    params: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name not in allowed:
+            raise InvalidRequest(f"unknown query parameter: {name}", param=name,
+                                 code="parameter_unknown")
+        if name in params:
+            raise InvalidRequest(f"repeated query parameter: {name}", param=name)
+        params[name] = value
+    return params
+
+
+def page_request(request: Request, filters: Iterable[str] = ()) -> tuple[PageRequest, dict[str, str]]:
+    params = query(request, PAGE_PARAMS | frozenset(filters))
+    return PageRequest.from_query(params), params
+
+
+def listing(page: Page, render: Callable[[Any], dict[str, Any]]) -> JSONResponse:
+    return JSONResponse({"object": "list", "data": [render(row) for row in page.rows],
+                         "has_more": page.has_more})

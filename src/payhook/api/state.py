@@ -1,0 +1,23 @@
+"""What the app builds at start-up and every endpoint reads: typed, in ``app.state``."""
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+
+from payhook.config import Settings
+from payhook.observability import Metrics
+from payhook.services.api_keys import KeyHasher
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    hasher: KeyHasher
+    metrics: Metrics
+
+
+def state(request: Request) -> AppState:
+    app_state: AppState = request.app.state.payhook
+    return app_state

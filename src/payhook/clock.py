@@ -1,0 +1,12 @@
+"""The one source of 'now': timezone-aware UTC."""
+
+from datetime import UTC, datetime
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC, as every answer carries times."""
+    return None if moment is None else moment.astimezone(UTC).isoformat()

@@ -1,0 +1,180 @@
+"""Settings, read once from the environment into one typed object.
+
+Names are the contract's (API.md, Environment). A bad or missing value stops start-up with one
+line naming it (:class:`ConfigError`). The embedded default (a SQLite file) may run without
+``PAYHOOK_SECRET_KEY`` and ``PAYHOOK_ADMIN_TOKEN``: it generates both once and keeps them beside
+the database file, so access links and keys survive a restart.
+"""
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./payhook.db"
+SECRETS_FILE = "payhook.secret.json"
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "test", "example", "xxx"}
+_MIN_SECRET_LENGTH = 32
+_MIN_TOKEN_LENGTH = 24
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PAYHOOK_", frozen=True, extra="ignore")
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL", "database_url")
+    )
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "redis_url"))
+    secret_key: SecretStr | None = None
+    admin_token: SecretStr | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    stripe_webhook_secrets: CommaList = ()
+    onecom_webhook_secrets: CommaList = ()
+    web3_webhook_secrets: CommaList = ()
+    webhook_tolerance_seconds: int = Field(300, ge=1, le=86_400)
+    web3_rpc_url: str | None = None
+    web3_chain_id: int | None = Field(None, ge=1)
+    web3_receive_address: str | None = None
+    web3_confirmations: int = Field(12, ge=1, le=10_000)
+    web3_tokens: CommaList = ()
+    access_link_days: int = Field(7, ge=1, le=365)
+    smtp_url: str | None = None
+    allow_private_urls: bool = False
+    outbox_backoff_seconds: float = Field(5.0, gt=0, le=86_400)
+    outbox_max_attempts: int = Field(10, ge=1, le=100)
+
+    @field_validator("stripe_webhook_secrets", "onecom_webhook_secrets", "web3_webhook_secrets",
+                     "web3_tokens", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        url = make_url(value)
+        if url.drivername in ("postgresql", "postgres", "postgresql+asyncpg"):
+            return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+        if url.drivername in ("sqlite", "sqlite+aiosqlite"):
+            if not url.database or url.database == ":memory:":
+                raise ValueError("SQLite needs a file path (':memory:' is not shared)")
+            return url.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+        raise ValueError("use postgresql://… or sqlite+aiosqlite:///path")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @property
+    def is_embedded(self) -> bool:
+        """The SQLite default: drainer in the web process, secrets kept beside the database."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def data_dir(self) -> Path:
+        database = make_url(self.database_url).database or "."
+        return Path(database).resolve().parent
+
+    @property
+    def fiat_and_crypto_symbols(self) -> frozenset[str]:
+        return frozenset({"eth"} | {token.split(":", 1)[0] for token in self.web3_tokens})
+
+    def require_secret(self) -> str:
+        assert self.secret_key is not None  # guaranteed by load_settings
+        return self.secret_key.get_secret_value()
+
+    def require_admin_token(self) -> str:
+        assert self.admin_token is not None  # guaranteed by load_settings
+        return self.admin_token.get_secret_value()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (plus explicit overrides, for tests) or raise :class:`ConfigError`."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = _env_name(str(first["loc"][0]) if first["loc"] else "?")
+        raise ConfigError(f"{name}: {first['msg']}") from None
+    if settings.is_embedded:
+        settings = _with_embedded_secrets(settings)
+    _check_secret("PAYHOOK_SECRET_KEY", settings.secret_key, _MIN_SECRET_LENGTH)
+    _check_secret("PAYHOOK_ADMIN_TOKEN", settings.admin_token, _MIN_TOKEN_LENGTH)
+    _check_tokens(settings.web3_tokens)
+    return settings
+
+
+def _env_name(field: str) -> str:
+    if field in ("database_url", "redis_url"):
+        return field.upper()
+    return field.upper() if field.isupper() else f"PAYHOOK_{field.upper()}"
+
+
+def _check_secret(name: str, value: SecretStr | None, min_length: int) -> None:
+    if value is None or not value.get_secret_value():
+        raise ConfigError(f"{name} is required when DATABASE_URL is not the embedded SQLite file")
+    raw = value.get_secret_value()
+    if raw.lower() in _PLACEHOLDERS or len(raw) < min_length:
+        raise ConfigError(f"{name} is a placeholder or shorter than {min_length} characters")
+
+
+def _check_tokens(tokens: tuple[str, ...]) -> None:
+    for token in tokens:
+        parts = token.split(":")
+        if len(parts) != 3 or not parts[0].islower() or not parts[2].isdigit():
+            raise ConfigError(
+                f"PAYHOOK_WEB3_TOKENS: {token!r} is not symbol:contract:decimals (lowercase symbol)"
+            )
+
+
+def _with_embedded_secrets(settings: Settings) -> Settings:
+    """Fill missing secrets from (or into) the data directory's secrets file."""
+    if settings.secret_key is not None and settings.admin_token is not None:
+        return settings
+    path = settings.data_dir / SECRETS_FILE
+    stored = _read_or_create_secrets(path)
+    updates: dict[str, SecretStr] = {}
+    if settings.secret_key is None:
+        updates["secret_key"] = SecretStr(stored["secret_key"])
+    if settings.admin_token is None:
+        updates["admin_token"] = SecretStr(stored["admin_token"])
+    return settings.model_copy(update=updates)
+
+
+def _read_or_create_secrets(path: Path) -> dict[str, str]:
+    if path.exists():
+        try:
+            stored: dict[str, str] = json.loads(path.read_text())
+            return {"secret_key": stored["secret_key"], "admin_token": stored["admin_token"]}
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"{path}: unreadable; restore it or delete it to start over") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = {"secret_key": secrets.token_urlsafe(48), "admin_token": secrets.token_urlsafe(32)}
+    # Write aside, then link into place: two processes starting at once agree on one file.
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(fresh, handle)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return _read_or_create_secrets(path)
+    finally:
+        temporary.unlink()
+    return fresh

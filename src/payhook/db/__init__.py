@@ -1,0 +1,1 @@
+"""Storage: engine and transactions (:mod:`.engine`), column types and tables."""

@@ -1,0 +1,62 @@
+"""Engines for PostgreSQL (asyncpg) and the embedded SQLite file (aiosqlite).
+
+SQLite needs care (FIELD-NOTES.md): pysqlite's own transaction handling silently loses updates,
+so SQLAlchemy's is switched off and every transaction starts with ``BEGIN IMMEDIATE`` (one writer
+at a time, waiting up to the busy timeout), in WAL mode so readers never block the writer.
+"""
+
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+MIN_SQLITE = (3, 35, 0)  # UPDATE … RETURNING
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+class StorageError(Exception):
+    """The database cannot be used as configured."""
+
+
+def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=10, pool_pre_ping=False
+    )
+
+
+def _sqlite_engine(url: str) -> AsyncEngine:
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise StorageError(
+            f"SQLite {sqlite3.sqlite_version} is too old: payhook needs 3.35 or newer (RETURNING)"
+        )
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        read_only = connection.get_execution_options().get("payhook_read_only", False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A read-only transaction: on SQLite a deferred ``BEGIN`` so readers run side by side."""
+    async with engine.connect() as conn:
+        await conn.execution_options(payhook_read_only=True)
+        async with conn.begin():
+            yield conn

@@ -1,0 +1,108 @@
+"""The schema, as SQLAlchemy 2 models. Alembic migrations must equal this (a test checks)."""
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, MetaData, String, Table, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from payhook.db.types import Amount, JSONDocument, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+MODES = ("test", "live")
+SESSION_STATUSES = ("created", "pending", "paid", "failed")
+FAILURE_REASONS = ("canceled", "expired", "provider_failed")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Merchant(Base):
+    __tablename__ = "merchants"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint(_one_of("mode", MODES), name="mode"),
+        Index(None, "merchant_id", "mode", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    mode: Mapped[str] = mapped_column(String(4))
+    # HMAC-SHA256 of the raw key under a key derived from PAYHOOK_SECRET_KEY; never the raw key.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CheckoutSession(Base):
+    __tablename__ = "checkout_sessions"
+    __table_args__ = (
+        CheckConstraint(_one_of("mode", MODES), name="mode"),
+        CheckConstraint(_one_of("status", SESSION_STATUSES), name="status"),
+        CheckConstraint(
+            f"failure_reason IS NULL OR {_one_of('failure_reason', FAILURE_REASONS)}",
+            name="failure_reason",
+        ),
+        Index(None, "merchant_id", "mode", "created_at", "id"),
+        Index(None, "status", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    mode: Mapped[str] = mapped_column(String(4))
+    status: Mapped[str] = mapped_column(String(10))
+    amount: Mapped[int] = mapped_column(Amount)
+    currency: Mapped[str] = mapped_column(String(16))
+    success_url: Mapped[str | None] = mapped_column(Text)
+    cancel_url: Mapped[str | None] = mapped_column(Text)
+    customer_email: Mapped[str | None] = mapped_column(String(254))
+    customer_name: Mapped[str | None] = mapped_column(String(200))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONDocument)
+    failure_reason: Mapped[str | None] = mapped_column(String(20))
+    payment_provider: Mapped[str | None] = mapped_column(String(20))
+    provider_reference: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IdempotencyKey(Base):
+    """The first answer to a create request, replayed for the same (merchant, mode, key)."""
+
+    __tablename__ = "idempotency_keys"
+
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(4), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response_status: Mapped[int]
+    response_body: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+merchants = cast(Table, Merchant.__table__)
+api_keys = cast(Table, ApiKey.__table__)
+checkout_sessions = cast(Table, CheckoutSession.__table__)
+idempotency_keys = cast(Table, IdempotencyKey.__table__)

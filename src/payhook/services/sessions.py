@@ -1,0 +1,124 @@
+"""Checkout sessions: create, read, list and cancel, always within the caller's merchant and mode.
+
+Another merchant's session, or one of the other mode, is answered exactly like an unknown id.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payhook import clock
+from payhook.db.tables import checkout_sessions as sessions
+from payhook.domain.sessions import FailureReason, Status, payment_status, sources
+from payhook.errors import Conflict, InvalidRequest, NotFound
+from payhook.ids import new_id
+from payhook.schemas import SessionCreate
+from payhook.services.api_keys import Caller
+from payhook.services.pagination import Page, PageRequest, fetch_page
+
+
+async def create(conn: AsyncConnection, merchant_id: str, mode: str, body: SessionCreate) -> Any:
+    now = clock.now()
+    return (await conn.execute(
+        sessions.insert().values(
+            id=new_id("cs"), merchant_id=merchant_id, mode=mode, status=Status.CREATED,
+            amount=body.amount, currency=body.currency, success_url=body.success_url,
+            cancel_url=body.cancel_url, customer_email=body.customer_email,
+            customer_name=body.customer_name, metadata=body.metadata, created_at=now,
+            updated_at=now, expires_at=now + timedelta(seconds=body.expires_in),
+        ).returning(*sessions.c)
+    )).one()
+
+
+async def get(conn: AsyncConnection, caller: Caller, session_id: str) -> Any:
+    row = (await conn.execute(select(sessions).where(*_own(caller), sessions.c.id == session_id)
+                              )).first()
+    if row is None:
+        raise NotFound(f"no such checkout session: {session_id}", param="id")
+    return row
+
+
+async def get_public(conn: AsyncConnection, session_id: str) -> Any:
+    row = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).first()
+    if row is None:
+        raise NotFound(f"no such checkout session: {session_id}", param="id")
+    return row
+
+
+async def list_sessions(
+    conn: AsyncConnection, caller: Caller, page: PageRequest, status: str | None
+) -> Page:
+    filters = []
+    if status is not None:
+        if status not in Status.__members__.values():
+            raise InvalidRequest(f"status must be one of {', '.join(Status)}", param="status")
+        filters.append(sessions.c.status == status)
+    return await fetch_page(conn, sessions, page, _own(caller), filters)
+
+
+async def cancel(conn: AsyncConnection, caller: Caller, session_id: str) -> Any:
+    """``created``/``pending`` → ``failed``/``canceled`` by compare-and-set.
+
+    Cancelling a canceled session answers it again (a retried cancel is not an error); any
+    other terminal session is a 409.
+    """
+    canceled = (await conn.execute(
+        update(sessions)
+        .where(*_own(caller), sessions.c.id == session_id,
+               sessions.c.status.in_(sources(Status.FAILED)))
+        .values(status=Status.FAILED, failure_reason=FailureReason.CANCELED,
+                updated_at=clock.now())
+        .returning(*sessions.c)
+    )).first()
+    if canceled is not None:
+        return canceled
+    current = await get(conn, caller, session_id)
+    if current.failure_reason == FailureReason.CANCELED:
+        return current
+    raise Conflict(f"a {current.status} session cannot be canceled", code="session_not_cancelable")
+
+
+def _own(caller: Caller) -> list[Any]:
+    return [sessions.c.merchant_id == caller.merchant_id, sessions.c.mode == caller.mode]
+
+
+def to_object(row: Any, base_url: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "checkout.session",
+        "mode": row.mode,
+        "status": row.status,
+        "payment_status": payment_status(Status(row.status)),
+        "amount": row.amount,
+        "currency": row.currency,
+        "payment_provider": row.payment_provider,
+        "url": f"{base_url}/session/{row.id}/status",
+        "success_url": row.success_url,
+        "cancel_url": row.cancel_url,
+        "customer_email": row.customer_email,
+        "customer_name": row.customer_name,
+        "metadata": row.metadata,
+        "failure_reason": row.failure_reason,
+        "created_at": clock.iso(row.created_at),
+        "expires_at": clock.iso(row.expires_at),
+        "paid_at": clock.iso(row.paid_at),
+        "invoice_id": None,
+        "customer_access": None,
+    }
+
+
+def to_status(row: Any) -> dict[str, Any]:
+    """The public view: no customer or merchant data."""
+    return {
+        "session_id": row.id,
+        "status": row.status,
+        "payment_status": payment_status(Status(row.status)),
+        "payment_provider": row.payment_provider,
+        "paid_at": clock.iso(row.paid_at),
+        "amount": row.amount,
+        "currency": row.currency,
+        "created_at": clock.iso(row.created_at),
+        "expires_at": clock.iso(row.expires_at),
+    }
