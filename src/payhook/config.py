@@ -163,7 +163,7 @@ def _read_or_create_secrets(path: Path) -> dict[str, str]:
             stored: dict[str, str] = json.loads(path.read_text())
             return {"secret_key": stored["secret_key"], "admin_token": stored["admin_token"]}
         except (ValueError, KeyError, TypeError):
-            raise ConfigError(f"{path}: unreadable; restore it or delete it to start over") from None
+            raise ConfigError(f"{path}: unreadable; restore or delete it") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     fresh = {"secret_key": secrets.token_urlsafe(48), "admin_token": secrets.token_urlsafe(32)}
     # Write aside, then link into place: two processes starting at once agree on one file.

@@ -55,7 +55,7 @@ class SessionCreate(Strict):
     def _known_currency(cls, value: str, info: ValidationInfo) -> str:
         crypto = (info.context or {}).get("crypto", frozenset({"eth"}))
         if not (money.is_fiat(value) or value in crypto):
-            raise ValueError("must be a lowercase ISO 4217 code in use or a configured crypto asset")
+            raise ValueError("must be a lowercase ISO 4217 code or a configured crypto asset")
         return value
 
     @field_validator("success_url", "cancel_url")

@@ -1,4 +1,4 @@
-"""The merchant API, ``/v1``: checkout sessions and API keys, scoped to the key's merchant and mode."""
+"""The merchant API, ``/v1``: sessions and API keys, scoped to the key's merchant and mode."""
 
 from typing import Any
 

@@ -114,7 +114,8 @@ def _operation(method: str, path: str, spec: Operation) -> dict[str, Any]:
     content = ({"application/json": {"schema": schema}} if schema is not None
                else {"text/plain": {"schema": _STRING}})
     operation: dict[str, Any] = {
-        "operationId": f"{method}_{path.strip('/').replace('/', '_').replace('{', '').replace('}', '')}",
+        "operationId": method + "_" + "_".join(
+            part.strip("{}") for part in path.strip("/").split("/")),
         "summary": summary,
         "tags": [tag],
         "responses": {str(status): {"description": "success", "content": content}, **{

@@ -26,7 +26,9 @@ def query(request: Request, allowed: Iterable[str] = ()) -> dict[str, str]:
     return params
 
 
-def page_request(request: Request, filters: Iterable[str] = ()) -> tuple[PageRequest, dict[str, str]]:
+def page_request(
+    request: Request, filters: Iterable[str] = ()
+) -> tuple[PageRequest, dict[str, str]]:
     params = query(request, PAGE_PARAMS | frozenset(filters))
     return PageRequest.from_query(params), params
 
