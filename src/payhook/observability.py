@@ -18,6 +18,17 @@ request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
+class RequestIdFilter(logging.Filter):
+    """Stamps each record with the request being served when it was logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            current = request_id.get()
+            if current is not None:
+                record.request_id = current
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -26,9 +37,6 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        current = request_id.get()
-        if current is not None:
-            entry["request_id"] = current
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -43,12 +51,17 @@ def configure_logging(level: str = "INFO") -> None:
     """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # httpx logs every URL it requests at INFO (a merchant's URL may carry its own secrets);
+    # aiosqlite and SQLAlchemy log statement parameters at DEBUG.
+    for chatty in ("httpx", "httpcore", "aiosqlite", "sqlalchemy.engine"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     access = logging.getLogger("uvicorn.access")
     access.handlers[:] = []
     access.propagate = False

@@ -1,0 +1,48 @@
+"""The `payhook` command: merchants from the shell, and one clear line for a bad setting."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from payhook.app import create_app
+from tests.conftest import make_settings
+from tests.e2e.conftest import clean_environment
+
+PAYHOOK = str(Path(sys.executable).with_name("payhook"))
+
+
+def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PAYHOOK, *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=60)
+
+
+async def test_merchants_create_prints_an_id_and_a_working_key(tmp_path, pg_url):
+    env = {**clean_environment(), "DATABASE_URL": pg_url,
+           "PAYHOOK_SECRET_KEY": make_settings(pg_url).require_secret(),
+           "PAYHOOK_ADMIN_TOKEN": make_settings(pg_url).require_admin_token()}
+    created = run("merchants", "create", "Corner shop", env=env, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    lines = dict(line.rsplit(" ", 1) for line in created.stdout.splitlines())
+    assert lines["merchant"].startswith("mer_") and lines["test key"].startswith("sk_test_")
+
+    app = create_app(make_settings(pg_url))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            answer = await client.post("/v1/checkout/sessions", json={
+                "amount": 1, "currency": "usd"},
+                headers={"Authorization": f"Bearer {lines['test key']}"})
+    assert answer.status_code == 201
+
+
+def test_a_bad_setting_stops_with_one_line_naming_it(tmp_path):
+    env = {**clean_environment(), "DATABASE_URL": "postgresql://postgres@127.0.0.1/x"}
+    result = run("migrate", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "PAYHOOK_SECRET_KEY" in result.stderr and "Traceback" not in result.stderr
+    env["PAYHOOK_WEBHOOK_TOLERANCE_SECONDS"] = "abc"
+    result = run("serve", env=env, cwd=tmp_path)
+    assert result.returncode == 2 and "PAYHOOK_WEBHOOK_TOLERANCE_SECONDS" in result.stderr

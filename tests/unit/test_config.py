@@ -1,0 +1,90 @@
+"""Settings: typed, read once; a bad or missing value is one line naming it."""
+
+import json
+import os
+
+import pytest
+
+from payhook.config import SECRETS_FILE, ConfigError, load_settings
+
+PG = "postgresql://postgres@127.0.0.1/payhook"
+GOOD = {"secret_key": "s" * 40, "admin_token": "a" * 30}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("PAYHOOK_") or name in ("DATABASE_URL", "REDIS_URL"):
+            monkeypatch.delenv(name)
+
+
+def test_postgres_needs_a_secret_key_and_an_admin_token():
+    with pytest.raises(ConfigError, match="^PAYHOOK_SECRET_KEY is required"):
+        load_settings(database_url=PG, admin_token="a" * 30)
+    with pytest.raises(ConfigError, match="^PAYHOOK_ADMIN_TOKEN is required"):
+        load_settings(database_url=PG, secret_key="s" * 40)
+
+
+@pytest.mark.parametrize("secret", ["changeme", "short", "secret"])
+def test_placeholder_secrets_are_refused(secret):
+    with pytest.raises(ConfigError, match="PAYHOOK_SECRET_KEY is a placeholder"):
+        load_settings(database_url=PG, secret_key=secret, admin_token="a" * 30)
+
+
+def test_postgres_urls_get_the_asyncpg_driver():
+    assert load_settings(database_url=PG, **GOOD).database_url.startswith("postgresql+asyncpg://")
+    settings = load_settings(database_url="postgresql+asyncpg://u@h/d", **GOOD)
+    assert settings.database_url == "postgresql+asyncpg://u@h/d"
+
+
+@pytest.mark.parametrize(("variable", "value", "named"), [
+    ("PAYHOOK_WEBHOOK_TOLERANCE_SECONDS", "soon", "PAYHOOK_WEBHOOK_TOLERANCE_SECONDS"),
+    ("PAYHOOK_OUTBOX_MAX_ATTEMPTS", "0", "PAYHOOK_OUTBOX_MAX_ATTEMPTS"),
+    ("PAYHOOK_ALLOW_PRIVATE_URLS", "maybe", "PAYHOOK_ALLOW_PRIVATE_URLS"),
+    ("DATABASE_URL", "mysql://x/y", "DATABASE_URL"),
+    ("DATABASE_URL", "sqlite+aiosqlite:///:memory:", "DATABASE_URL"),
+    ("PAYHOOK_PUBLIC_BASE_URL", "ftp://x", "PAYHOOK_PUBLIC_BASE_URL"),
+    ("PAYHOOK_WEB3_TOKENS", "usdc:0xabc", "PAYHOOK_WEB3_TOKENS"),
+])
+def test_malformed_values_name_the_variable(monkeypatch, variable, value, named):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(**GOOD)
+    message = str(raised.value)
+    assert message.startswith(named) and "\n" not in message
+
+
+def test_environment_is_read(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", PG)
+    monkeypatch.setenv("PAYHOOK_SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("PAYHOOK_ADMIN_TOKEN", "t" * 30)
+    monkeypatch.setenv("PAYHOOK_STRIPE_WEBHOOK_SECRETS", "whsec_a, whsec_b")
+    monkeypatch.setenv("PAYHOOK_WEB3_TOKENS", "usdc:0x0000000000000000000000000000000000000001:6")
+    settings = load_settings()
+    assert settings.stripe_webhook_secrets == ("whsec_a", "whsec_b")
+    assert settings.fiat_and_crypto_symbols == {"eth", "usdc"}
+    assert not settings.is_embedded and settings.require_secret() == "k" * 40
+
+
+def test_embedded_default_generates_and_keeps_its_secrets(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path}/payhook.db"
+    first = load_settings(database_url=url)
+    second = load_settings(database_url=url)
+    assert first.require_secret() == second.require_secret()
+    assert len(first.require_secret()) >= 32 and len(first.require_admin_token()) >= 24
+    stored = tmp_path / SECRETS_FILE
+    assert oct(stored.stat().st_mode & 0o777) == "0o600"
+    assert json.loads(stored.read_text())["secret_key"] == first.require_secret()
+
+
+def test_embedded_default_prefers_configured_secrets(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path}/payhook.db"
+    settings = load_settings(database_url=url, **GOOD)
+    assert settings.require_secret() == "s" * 40
+    assert not (tmp_path / SECRETS_FILE).exists()
+
+
+def test_a_corrupt_secrets_file_stops_start_up(tmp_path):
+    (tmp_path / SECRETS_FILE).write_text("{not json")
+    with pytest.raises(ConfigError, match=SECRETS_FILE):
+        load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/payhook.db")
