@@ -46,7 +46,8 @@ class Observe:
             self.metrics.latency.labels(route, scope["method"]).observe(elapsed)
             log.info(
                 "%s %s %d", scope["method"], route, status,
-                extra={"request_id": rid, "method": scope["method"], "path": scope["path"], "route": route,
-                       "status": status, "duration_ms": round(elapsed * 1000, 2)},
+                extra={"request_id": rid, "method": scope["method"], "path": scope["path"],
+                       "route": route, "status": status,
+                       "duration_ms": round(elapsed * 1000, 2)},
             )
             request_id.reset(token)
