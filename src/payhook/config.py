@@ -6,9 +6,11 @@ line naming it (:class:`ConfigError`). The embedded default (a SQLite file) may 
 the database file, so access links and keys survive a restart.
 """
 
+import base64
 import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -143,17 +145,26 @@ def _check_tokens(tokens: tuple[str, ...]) -> None:
             )
 
 
+_GENERATED: dict[str, Callable[[], str]] = {
+    "secret_key": lambda: secrets.token_urlsafe(48),
+    "admin_token": lambda: secrets.token_urlsafe(32),
+    "stripe_webhook_secrets": lambda: "whsec_" + secrets.token_urlsafe(32),
+    "onecom_webhook_secrets": lambda: secrets.token_urlsafe(32),
+    "web3_webhook_secrets": lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+}
+
+
 def _with_embedded_secrets(settings: Settings) -> Settings:
-    """Fill missing secrets from (or into) the data directory's secrets file."""
-    if settings.secret_key is not None and settings.admin_token is not None:
+    """Fill missing secrets from (or into) the data directory's secrets file, so the embedded
+    default works out of the box: `payhook trigger` signs with the same webhook secrets."""
+    missing = [name for name in _GENERATED if not getattr(settings, name)]
+    if not missing:
         return settings
-    path = settings.data_dir / SECRETS_FILE
-    stored = _read_or_create_secrets(path)
-    updates: dict[str, SecretStr] = {}
-    if settings.secret_key is None:
-        updates["secret_key"] = SecretStr(stored["secret_key"])
-    if settings.admin_token is None:
-        updates["admin_token"] = SecretStr(stored["admin_token"])
+    stored = _read_or_create_secrets(settings.data_dir / SECRETS_FILE)
+    updates: dict[str, Any] = {}
+    for name in missing:
+        value = stored[name]
+        updates[name] = (value,) if name.endswith("_secrets") else SecretStr(value)
     return settings.model_copy(update=updates)
 
 
@@ -161,11 +172,11 @@ def _read_or_create_secrets(path: Path) -> dict[str, str]:
     if path.exists():
         try:
             stored: dict[str, str] = json.loads(path.read_text())
-            return {"secret_key": stored["secret_key"], "admin_token": stored["admin_token"]}
+            return {name: str(stored[name]) for name in _GENERATED}
         except (ValueError, KeyError, TypeError):
             raise ConfigError(f"{path}: unreadable; restore or delete it") from None
     path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = {"secret_key": secrets.token_urlsafe(48), "admin_token": secrets.token_urlsafe(32)}
+    fresh = {name: generate() for name, generate in _GENERATED.items()}
     # Write aside, then link into place: two processes starting at once agree on one file.
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

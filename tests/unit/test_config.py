@@ -79,9 +79,25 @@ def test_embedded_default_generates_and_keeps_its_secrets(tmp_path):
 
 def test_embedded_default_prefers_configured_secrets(tmp_path):
     url = f"sqlite+aiosqlite:///{tmp_path}/payhook.db"
-    settings = load_settings(database_url=url, **GOOD)
+    webhooks = {"stripe_webhook_secrets": "whsec_s", "onecom_webhook_secrets": "o",
+                "web3_webhook_secrets": "whsec_dzM="}
+    settings = load_settings(database_url=url, **GOOD, **webhooks)
     assert settings.require_secret() == "s" * 40
+    assert settings.stripe_webhook_secrets == ("whsec_s",)
     assert not (tmp_path / SECRETS_FILE).exists()
+
+
+def test_embedded_default_can_verify_webhooks_out_of_the_box(tmp_path):
+    settings = load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/payhook.db")
+    assert settings.stripe_webhook_secrets[0].startswith("whsec_")
+    assert settings.web3_webhook_secrets[0].startswith("whsec_")
+    assert settings.onecom_webhook_secrets[0]
+    assert load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/payhook.db") == settings
+
+
+def test_outside_the_embedded_default_no_webhook_secret_is_invented():
+    settings = load_settings(database_url=PG, **GOOD)
+    assert settings.stripe_webhook_secrets == () == settings.web3_webhook_secrets
 
 
 def test_a_corrupt_secrets_file_stops_start_up(tmp_path):

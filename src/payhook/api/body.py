@@ -5,12 +5,12 @@ streaming, so a chunked body cannot grow memory past the limit); 400 for malform
 duplicate keys, ``NaN``/``Infinity``, and a top level that is not an object.
 """
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 
 from payhook.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from payhook.strictjson import parse_strict
 
 MAX_BODY_BYTES = 1_048_576
 
@@ -34,37 +34,18 @@ def is_json_content_type(value: str | None) -> bool:
     return media_type == "application/json"
 
 
+def require_json_content_type(request: Request) -> None:
+    if not is_json_content_type(request.headers.get("content-type")):
+        raise UnsupportedMediaType("send the body as Content-Type: application/json")
+
+
 async def read_object(request: Request) -> dict[str, Any]:
     """The request's JSON object; an empty body counts as ``{}``."""
     raw = await read_raw(request)
     if not raw:
         return {}
-    if not is_json_content_type(request.headers.get("content-type")):
-        raise UnsupportedMediaType("send the body as Content-Type: application/json")
+    require_json_content_type(request)
     document = parse_strict(raw)
     if not isinstance(document, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
     return document
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in document:
-            raise ValueError(f"duplicate key {key!r}")
-        document[key] = value
-    return document
-
-
-def parse_strict(raw: bytes) -> Any:
-    """Parse JSON, refusing duplicate keys and the non-standard NaN/Infinity literals."""
-    try:
-        return json.loads(
-            raw, object_pairs_hook=_unique_keys, parse_constant=_reject_constant
-        )
-    except (ValueError, RecursionError) as error:
-        raise InvalidRequest(f"malformed JSON: {error}", code="invalid_json") from None

@@ -1,12 +1,15 @@
 """What the app builds at start-up and every endpoint reads: typed, in ``app.state``."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from payhook.config import Settings
+from payhook.ingest import Writer
 from payhook.observability import Metrics
+from payhook.providers import Provider
 from payhook.services.api_keys import KeyHasher
 
 
@@ -16,6 +19,8 @@ class AppState:
     engine: AsyncEngine
     hasher: KeyHasher
     metrics: Metrics
+    providers: Mapping[str, Provider]
+    ingest: Writer
 
 
 def state(request: Request) -> AppState:

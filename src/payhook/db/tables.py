@@ -3,7 +3,18 @@
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, MetaData, String, Table, Text
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from payhook.db.types import Amount, JSONDocument, UTCDateTime
@@ -19,6 +30,8 @@ NAMING = {
 MODES = ("test", "live")
 SESSION_STATUSES = ("created", "pending", "paid", "failed")
 FAILURE_REASONS = ("canceled", "expired", "provider_failed")
+EVENT_OUTCOMES = ("applied", "recorded", "duplicate", "ignored", "unmatched")
+OUTBOX_STATUSES = ("pending", "running", "done", "dead")
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -102,7 +115,81 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class WebhookEvent(Base):
+    """A provider's event exactly as received: one row per (provider, event id), ever."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id"),
+        CheckConstraint(_one_of("outcome", EVENT_OUTCOMES), name="outcome"),
+        Index(None, "created_at", "id"),
+        Index(None, "session_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    event_id: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(100))
+    session_id: Mapped[str | None] = mapped_column(String(255))
+    outcome: Mapped[str] = mapped_column(String(10))
+    raw_body: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it was received
+
+
+class Anomaly(Base):
+    """Something an operator should look at: late payments, mismatches, failed on-chain checks."""
+
+    __tablename__ = "anomalies"
+    __table_args__ = (
+        Index(None, "created_at", "id"),
+        Index(None, "kind", "created_at"),
+        Index(None, "session_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    session_id: Mapped[str | None] = mapped_column(String(255))
+    event_id: Mapped[str | None] = mapped_column(ForeignKey("webhook_events.id"))
+    provider: Mapped[str | None] = mapped_column(String(20))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OutboxEntry(Base):
+    """Work the worker owes: written in the transaction that caused it, drained with retries."""
+
+    __tablename__ = "outbox_entries"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", OUTBOX_STATUSES), name="status"),
+        # The drain's only question: which pending rows are due? (and whose lease ran out?)
+        Index("ix_outbox_entries_due", "next_attempt_at",
+              postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
+        Index("ix_outbox_entries_leased", "locked_until",
+              postgresql_where=text("status = 'running'"), sqlite_where=text("status = 'running'")),
+        Index(None, "created_at", "id"),
+        Index(None, "status", "kind"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int]
+    max_attempts: Mapped[int]
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 merchants = cast(Table, Merchant.__table__)
 api_keys = cast(Table, ApiKey.__table__)
 checkout_sessions = cast(Table, CheckoutSession.__table__)
 idempotency_keys = cast(Table, IdempotencyKey.__table__)
+webhook_events = cast(Table, WebhookEvent.__table__)
+anomalies = cast(Table, Anomaly.__table__)
+outbox_entries = cast(Table, OutboxEntry.__table__)

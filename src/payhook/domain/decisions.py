@@ -1,0 +1,121 @@
+"""What a provider event does to its session: a pure function of the event and the session.
+
+Trust nothing in a payload: amount, currency and mode come from the session, and an event that
+disagrees is recorded with an anomaly, never applied. Storage then applies the decided
+transition as a compare-and-set; if that loses a race it decides again on a fresh read.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from payhook.domain.events import Intent, ProviderEvent
+from payhook.domain.sessions import FailureReason, Status, can_move
+
+# Outbox kinds (the worker's handler registry uses the same names).
+INVOICE = "invoice.create"
+API_KEY = "api_key.provision"
+ACCESS_LINK = "access_link.issue"
+NOTIFY = "merchant.notify"
+ONCHAIN_CHECK = "onchain.check"
+
+PAID = "checkout.session.paid"
+FAILED = "checkout.session.failed"
+
+_TARGETS = {Intent.PAY: Status.PAID, Intent.PEND: Status.PENDING, Intent.FAIL: Status.FAILED,
+            Intent.CHECK: Status.PENDING}
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """What a decision needs to know of the session, read just before deciding."""
+
+    status: Status
+    amount: int
+    currency: str
+    mode: str
+    expires_at: datetime
+    provider_reference: str | None = None
+
+
+@dataclass(frozen=True)
+class Note:
+    """An anomaly for operators."""
+
+    kind: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str  # applied | recorded | ignored | unmatched
+    target: Status | None = None  # the compare-and-set target when outcome is "applied"
+    failure_reason: FailureReason | None = None
+    anomalies: tuple[Note, ...] = ()
+    outbox: tuple[tuple[str, dict[str, Any]], ...] = ()
+
+
+def decide(
+    event: ProviderEvent, session: SessionView | None, now: datetime,
+    crypto: frozenset[str] = frozenset(),
+) -> Decision:
+    if event.intent is Intent.IGNORE or event.session_id is None:
+        return Decision("ignored")
+    if session is None:
+        return Decision("unmatched")
+    if event.mode is not None and event.mode != session.mode:
+        return _recorded("mode_mismatch", expected=session.mode, received=event.mode)
+    if event.intent is Intent.RECORD:
+        return Decision("recorded")
+    if event.intent is Intent.PAY:
+        return _pay(event, session, now)
+    if event.intent is Intent.CHECK:
+        return _check(event, session, now, crypto)
+    target = _TARGETS[event.intent]
+    if not can_move(session.status, target) or _expired(session, now):
+        return Decision("recorded")
+    if target is Status.FAILED:
+        return Decision("applied", target, FailureReason.PROVIDER_FAILED,
+                        outbox=((NOTIFY, {"type": FAILED}),))
+    return Decision("applied", target)
+
+
+def _pay(event: ProviderEvent, session: SessionView, now: datetime) -> Decision:
+    if event.currency != session.currency:
+        return _recorded("currency_mismatch", expected=session.currency,
+                         received=event.currency)
+    if event.amount != session.amount:
+        return _recorded("amount_mismatch", expected=session.amount, received=event.amount)
+    if session.status is Status.PAID:
+        if event.reference and session.provider_reference not in (None, event.reference):
+            return _recorded("duplicate_payment", paid_by=session.provider_reference,
+                             received=event.reference)
+        return Decision("recorded")
+    if session.status is Status.FAILED or _expired(session, now):
+        return _recorded("late_payment", session_status=session.status.value,
+                         expired=_expired(session, now))
+    return Decision("applied", Status.PAID, outbox=(
+        (INVOICE, {}), (API_KEY, {}), (ACCESS_LINK, {}), (NOTIFY, {"type": PAID})))
+
+
+def _check(event: ProviderEvent, session: SessionView, now: datetime,
+           crypto: frozenset[str]) -> Decision:
+    if session.currency not in crypto:
+        return _recorded("currency_mismatch", expected=session.currency, received="crypto")
+    if session.status is Status.PAID:
+        return Decision("recorded")
+    if session.status is Status.FAILED or _expired(session, now):
+        return _recorded("late_payment", session_status=session.status.value,
+                         transaction=event.reference)
+    check = ((ONCHAIN_CHECK, {"tx_hash": event.reference}),)
+    if session.status is Status.CREATED:
+        return Decision("applied", Status.PENDING, outbox=check)
+    return Decision("recorded", outbox=check)
+
+
+def _expired(session: SessionView, now: datetime) -> bool:
+    return session.expires_at <= now
+
+
+def _recorded(kind: str, **details: Any) -> Decision:
+    return Decision("recorded", anomalies=(Note(kind, details),))

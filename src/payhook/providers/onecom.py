@@ -1,0 +1,56 @@
+"""One.com: ``X-Onecom-Timestamp: <unix>`` and ``X-Onecom-Signature: sha256=<hex>`` of
+HMAC-SHA256(secret, ``"<timestamp>.<raw body>"``). Body ``{id, event, reference, amount,
+currency, payload: {txn_id}}``."""
+
+from collections.abc import Mapping
+
+from payhook.domain.events import Intent, ProviderEvent
+from payhook.providers.base import (
+    InvalidWebhook,
+    VerifyContext,
+    any_signature_matches,
+    check_timestamp,
+    hmac_hex,
+    integer_field,
+    json_object,
+    object_field,
+    pick_headers,
+    require_secrets,
+    text_field,
+)
+
+NAME = "onecom"
+TIMESTAMP = "x-onecom-timestamp"
+SIGNATURE = "x-onecom-signature"
+
+INTENTS = {
+    "payment.completed": Intent.PAY,
+    "payment.pending": Intent.PEND,
+    "payment.failed": Intent.FAIL,
+}
+
+
+def verify(raw: bytes, headers: Mapping[str, str], context: VerifyContext) -> ProviderEvent:
+    secrets = require_secrets(context)
+    stamp = check_timestamp(headers.get(TIMESTAMP), context.tolerance)
+    scheme, _, signature = (headers.get(SIGNATURE) or "").partition("=")
+    if scheme != "sha256" or not signature:
+        raise InvalidWebhook("missing or malformed X-Onecom-Signature")
+    message = f"{stamp}.".encode() + raw
+    expected = [hmac_hex(secret.encode(), message) for secret in secrets]
+    if not any_signature_matches(expected, [signature]):
+        raise InvalidWebhook("no valid One.com signature")
+    body = json_object(raw)
+    event_id = text_field(body, "id", required=True)
+    assert event_id is not None
+    kind = text_field(body, "event") or ""
+    payload = object_field(body, "payload")
+    session_id = text_field(body, "reference")
+    return ProviderEvent(
+        provider=NAME, event_id=event_id, type=kind,
+        intent=INTENTS.get(kind, Intent.IGNORE) if session_id else Intent.IGNORE,
+        session_id=session_id, raw=raw,
+        headers=pick_headers(headers, (TIMESTAMP, SIGNATURE, "content-type")),
+        amount=integer_field(body, "amount"), currency=text_field(body, "currency"),
+        reference=text_field(payload, "txn_id"),
+    )

@@ -1,0 +1,77 @@
+"""Stripe: ``Stripe-Signature: t=<unix>,v1=<hex>[,v1=…]``, HMAC-SHA256 keyed with the whole
+``whsec_…`` string over ``"<t>.<raw body>"``. Unlike stripe-python we also reject future ``t``."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from payhook.domain.events import Intent, ProviderEvent
+from payhook.providers.base import (
+    InvalidWebhook,
+    VerifyContext,
+    any_signature_matches,
+    check_timestamp,
+    hmac_hex,
+    integer_field,
+    json_object,
+    object_field,
+    pick_headers,
+    require_secrets,
+    text_field,
+)
+
+NAME = "stripe"
+HEADER = "stripe-signature"
+
+INTENTS = {
+    "payment_intent.succeeded": (Intent.PAY, "amount_received"),
+    "charge.succeeded": (Intent.PAY, "amount_captured"),
+    "payment_intent.processing": (Intent.PEND, None),
+    "payment_intent.canceled": (Intent.FAIL, None),
+    "payment_intent.payment_failed": (Intent.RECORD, None),
+}
+
+
+def _parse_header(header: str | None) -> tuple[str | None, list[str]]:
+    if not header:
+        raise InvalidWebhook("missing Stripe-Signature header")
+    timestamp, signatures = None, []
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t":
+            timestamp = value
+        elif key == "v1":
+            signatures.append(value)
+    return timestamp, signatures
+
+
+def verify(raw: bytes, headers: Mapping[str, str], context: VerifyContext) -> ProviderEvent:
+    secrets = require_secrets(context)
+    timestamp, signatures = _parse_header(headers.get(HEADER))
+    stamp = check_timestamp(timestamp, context.tolerance)
+    message = f"{stamp}.".encode() + raw
+    expected = [hmac_hex(secret.encode(), message) for secret in secrets]
+    if not signatures or not any_signature_matches(expected, signatures):
+        raise InvalidWebhook("no valid Stripe signature")
+    return normalise(json_object(raw), raw, pick_headers(headers, (HEADER, "content-type")))
+
+
+def normalise(event: dict[str, Any], raw: bytes, headers: dict[str, str]) -> ProviderEvent:
+    event_id = text_field(event, "id", required=True)
+    assert event_id is not None
+    kind = text_field(event, "type") or ""
+    obj = object_field(object_field(event, "data"), "object")
+    metadata = object_field(obj, "metadata")
+    intent, amount_field = INTENTS.get(kind, (Intent.IGNORE, None))
+    session_id = text_field(metadata, "session_id")
+    livemode = event.get("livemode")
+    reference = (text_field(obj, "payment_intent") if obj.get("object") == "charge"
+                 else text_field(obj, "id"))
+    return ProviderEvent(
+        provider=NAME, event_id=event_id, type=kind,
+        intent=intent if session_id is not None else Intent.IGNORE,
+        session_id=session_id, raw=raw, headers=headers,
+        amount=integer_field(obj, amount_field) if amount_field else None,
+        currency=text_field(obj, "currency"),
+        mode=("live" if livemode else "test") if isinstance(livemode, bool) else None,
+        reference=reference,
+    )

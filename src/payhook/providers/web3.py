@@ -1,0 +1,65 @@
+"""Web3 notifier: Standard Webhooks (``webhook-id``, ``webhook-timestamp``, ``webhook-signature:
+v1,<base64>``), signed with the ``standardwebhooks`` package's own signer. The notification is
+only a hint: it asks the worker to check the transaction on chain."""
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from standardwebhooks.webhooks import Webhook
+
+from payhook.domain.events import Intent, ProviderEvent
+from payhook.providers.base import (
+    InvalidWebhook,
+    VerifyContext,
+    any_signature_matches,
+    check_timestamp,
+    json_object,
+    pick_headers,
+    require_secrets,
+    text_field,
+)
+
+NAME = "web3"
+ID, TIMESTAMP, SIGNATURE = "webhook-id", "webhook-timestamp", "webhook-signature"
+EVENTS = frozenset({"payment.detected", "payment.confirmed", "transfer.confirmed"})
+TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
+
+
+def _expected(secret: str, message_id: str, stamp: int, body: str) -> str:
+    try:
+        return Webhook(secret).sign(message_id, datetime.fromtimestamp(stamp, UTC), body)
+    except Exception:  # noqa: BLE001 - a malformed configured secret must not verify anything
+        return ""
+
+
+def verify(raw: bytes, headers: Mapping[str, str], context: VerifyContext) -> ProviderEvent:
+    secrets = require_secrets(context)
+    message_id = headers.get(ID)
+    if not message_id or len(message_id) > 255:
+        raise InvalidWebhook("missing or malformed webhook-id")
+    stamp = check_timestamp(headers.get(TIMESTAMP), context.tolerance)
+    try:
+        body_text = raw.decode()
+    except UnicodeDecodeError:
+        raise InvalidWebhook("the body is not UTF-8 JSON") from None
+    expected = [sig for sig in (_expected(s, message_id, stamp, body_text) for s in secrets) if sig]
+    given = [entry for entry in (headers.get(SIGNATURE) or "").split(" ")
+             if entry.startswith("v1,")]
+    if not given or not any_signature_matches(expected, given):
+        raise InvalidWebhook("no valid webhook-signature")
+    body = json_object(raw)
+    kind = text_field(body, "event") or ""
+    session_id = text_field(body, "session_id")
+    tx_hash = body.get("blockchain_tx_id")
+    handled = kind in EVENTS and session_id is not None
+    if handled and (not isinstance(tx_hash, str) or not TX_HASH.match(tx_hash)):
+        raise InvalidWebhook("blockchain_tx_id must be 0x and 64 hex digits",
+                             param="blockchain_tx_id")
+    return ProviderEvent(
+        provider=NAME, event_id=message_id, type=kind,
+        intent=Intent.CHECK if handled else Intent.IGNORE, session_id=session_id, raw=raw,
+        headers=pick_headers(headers, (ID, TIMESTAMP, SIGNATURE, "content-type")),
+        reference=tx_hash.lower() if handled and isinstance(tx_hash, str) else None,
+        details={"network": body.get("network")} if "network" in body else {},
+    )
