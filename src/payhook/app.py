@@ -5,6 +5,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
@@ -15,13 +16,22 @@ from payhook.api.middleware import Observe
 from payhook.api.state import AppState
 from payhook.config import Settings, load_settings
 from payhook.db.engine import create_engine
-from payhook.ingest import PortableWriter
+from payhook.ingest import PortableWriter, Writer
+from payhook.ingest_pg import PostgresWriter
 from payhook.observability import Metrics
 from payhook.services.api_keys import KeyHasher
 
 log = logging.getLogger("payhook")
 
 routes = [*merchant.routes, *webhooks.routes, *public.routes, *admin.routes, *openapi.routes]
+
+
+async def _writer(settings: Settings, engine: AsyncEngine) -> Writer:
+    """PostgreSQL gets the two-round-trip writer; SQLite the portable one."""
+    if engine.dialect.name == "postgresql":
+        return await PostgresWriter.connect(settings.database_url, settings.outbox_max_attempts,
+                                            settings.fiat_and_crypto_symbols)
+    return PortableWriter(engine, settings.outbox_max_attempts, settings.fiat_and_crypto_symbols)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -31,17 +41,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
+        writer = await _writer(settings, engine)
         app.state.payhook = AppState(
             settings=settings, engine=engine,
             hasher=KeyHasher(settings.require_secret()), metrics=metrics,
             providers=providers.configured(settings),
-            ingest=PortableWriter(engine, settings.outbox_max_attempts,
-                                  settings.fiat_and_crypto_symbols),
+            ingest=writer,
         )
         log.info("payhook started", extra={"embedded": settings.is_embedded})
         try:
             yield
         finally:
+            if isinstance(writer, PostgresWriter):
+                await writer.close()
             await engine.dispose()
 
     return Starlette(

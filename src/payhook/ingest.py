@@ -7,7 +7,7 @@ one transaction and works on SQLite and PostgreSQL. :class:`PostgresWriter` (in
 statement over raw asyncpg: two round trips instead of seven. Both are tested to agree.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -74,12 +74,13 @@ def transition_values(event: ProviderEvent, decision: Decision, now: datetime) -
     return values
 
 
-def session_view(row: Any) -> SessionView | None:
+def session_view(row: Mapping[Any, Any] | None) -> SessionView | None:
     if row is None:
         return None
-    return SessionView(status=Status(row.status), amount=int(row.amount), currency=row.currency,
-                       mode=row.mode, expires_at=row.expires_at,
-                       provider_reference=row.provider_reference)
+    return SessionView(status=Status(row["status"]), amount=int(row["amount"]),
+                       currency=row["currency"], mode=row["mode"],
+                       expires_at=clock.as_utc(row["expires_at"]),
+                       provider_reference=row["provider_reference"])
 
 
 SESSION_COLUMNS: Sequence[str] = ("status", "amount", "currency", "mode", "expires_at",
@@ -126,7 +127,8 @@ class PortableWriter:
                 row = (await conn.execute(
                     select(*(checkout_sessions.c[name] for name in SESSION_COLUMNS))
                     .where(checkout_sessions.c.id == event.session_id))).first()
-            decision = decide(event, session_view(row), now, self.crypto)
+            decision = decide(event, session_view(row._mapping if row else None), now,
+                              self.crypto)
             if decision.target is None:
                 return decision
             moved = await conn.scalar(

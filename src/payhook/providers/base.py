@@ -60,7 +60,10 @@ def any_signature_matches(expected: Iterable[str], given: Iterable[str]) -> bool
 
 
 def json_object(raw: bytes) -> dict[str, Any]:
-    document = parse_strict(raw)
+    try:
+        document = parse_strict(raw)
+    except InvalidRequest as error:
+        raise InvalidWebhook(f"the signed body is not valid JSON ({error})") from None
     if not isinstance(document, dict):
         raise InvalidWebhook("the signed body is not a JSON object")
     return document
