@@ -55,6 +55,10 @@ class ApiKey(Base):
     __table_args__ = (
         CheckConstraint(_one_of("mode", MODES), name="mode"),
         Index(None, "merchant_id", "mode", "created_at", "id"),
+        # One auto-provisioned key per (merchant, mode), however many workers race.
+        Index("uq_api_keys_provisioned", "merchant_id", "mode", unique=True,
+              postgresql_where=text("provisioned_for IS NOT NULL"),
+              sqlite_where=text("provisioned_for IS NOT NULL")),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -66,6 +70,10 @@ class ApiKey(Base):
     label: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Auto-provisioned for a paid session: the raw key waits sealed (encrypted) until the
+    # customer's access page reveals it once, then the sealed copy is destroyed.
+    provisioned_for: Mapped[str | None] = mapped_column(String(40))
+    sealed_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class CheckoutSession(Base):
@@ -99,6 +107,10 @@ class CheckoutSession(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    invoice_id: Mapped[str | None] = mapped_column(String(40))
+    customer_access_url: Mapped[str | None] = mapped_column(Text)
+    customer_access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    email_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class IdempotencyKey(Base):
@@ -186,6 +198,88 @@ class OutboxEntry(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+
+class Invoice(Base):
+    __tablename__ = "invoices"
+    __table_args__ = (Index(None, "merchant_id", "mode", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("checkout_sessions.id"), unique=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    mode: Mapped[str] = mapped_column(String(4))
+    amount: Mapped[int] = mapped_column(Amount)
+    currency: Mapped[str] = mapped_column(String(16))
+    payment_provider: Mapped[str | None] = mapped_column(String(20))
+    provider_reference: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WebhookEndpoint(Base):
+    """Where a merchant receives ``checkout.session.*`` events, signed Standard Webhooks style."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (
+        CheckConstraint(_one_of("mode", MODES), name="mode"),
+        CheckConstraint(_one_of("status", ("enabled", "disabled", "deleted")), name="status"),
+        Index(None, "merchant_id", "mode", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    mode: Mapped[str] = mapped_column(String(4))
+    url: Mapped[str] = mapped_column(Text)
+    sealed_secret: Mapped[bytes] = mapped_column(LargeBinary)  # the whsec_…, encrypted
+    status: Mapped[str] = mapped_column(String(10))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Delivery(Base):
+    """One event for one endpoint: exactly one row per (endpoint, event), however many tries."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("endpoint_id", "event_id"),
+                      Index(None, "created_at", "id"))
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    event_id: Mapped[str] = mapped_column(String(40))
+    type: Mapped[str] = mapped_column(String(40))
+    session_id: Mapped[str] = mapped_column(String(40))
+    body: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    status: Mapped[str] = mapped_column(String(10))  # pending | delivered | failed
+    attempts: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (Index(None, "delivery_id", "attempted_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(ForeignKey("deliveries.id"))
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status_code: Mapped[int | None]
+    duration_ms: Mapped[int]
+    response_snippet: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxReplay(Base):
+    """The audit trail of operators' replays: who, when, why, which rows."""
+
+    __tablename__ = "outbox_replays"
+    __table_args__ = (Index(None, "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    entry_ids: Mapped[list[str]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 merchants = cast(Table, Merchant.__table__)
 api_keys = cast(Table, ApiKey.__table__)
 checkout_sessions = cast(Table, CheckoutSession.__table__)
@@ -193,3 +287,8 @@ idempotency_keys = cast(Table, IdempotencyKey.__table__)
 webhook_events = cast(Table, WebhookEvent.__table__)
 anomalies = cast(Table, Anomaly.__table__)
 outbox_entries = cast(Table, OutboxEntry.__table__)
+invoices = cast(Table, Invoice.__table__)
+webhook_endpoints = cast(Table, WebhookEndpoint.__table__)
+deliveries = cast(Table, Delivery.__table__)
+delivery_attempts = cast(Table, DeliveryAttempt.__table__)
+outbox_replays = cast(Table, OutboxReplay.__table__)

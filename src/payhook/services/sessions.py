@@ -104,8 +104,8 @@ def to_object(row: Any, base_url: str) -> dict[str, Any]:
         "created_at": clock.iso(row.created_at),
         "expires_at": clock.iso(row.expires_at),
         "paid_at": clock.iso(row.paid_at),
-        "invoice_id": None,
-        "customer_access": None,
+        "invoice_id": row.invoice_id,
+        "customer_access": customer_access(row),
     }
 
 
@@ -122,3 +122,10 @@ def to_status(row: Any) -> dict[str, Any]:
         "created_at": clock.iso(row.created_at),
         "expires_at": clock.iso(row.expires_at),
     }
+
+
+def customer_access(row: Any) -> dict[str, Any] | None:
+    if row.customer_access_url is None:
+        return None
+    return {"url": row.customer_access_url,
+            "expires_at": clock.iso(row.customer_access_expires_at)}
