@@ -6,6 +6,9 @@ one never forges another.
 
 import hashlib
 import hmac
+import os
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
 def derive_key(secret: str, purpose: str) -> bytes:
@@ -14,3 +17,21 @@ def derive_key(secret: str, purpose: str) -> bytes:
 
 def keyed_hash(key: bytes, value: str) -> str:
     return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+class Sealer:
+    """Authenticated encryption (AES-256-GCM) for secrets we must read back later: a webhook
+    endpoint's signing secret, an auto-provisioned key until its one reveal."""
+
+    NONCE_BYTES = 12
+
+    def __init__(self, secret: str, purpose: str = "sealed-secrets"):
+        self._aead = AESGCM(derive_key(secret, purpose))
+
+    def seal(self, plaintext: str) -> bytes:
+        nonce = os.urandom(self.NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext.encode(), None)
+
+    def open(self, sealed: bytes) -> str:
+        nonce, ciphertext = sealed[: self.NONCE_BYTES], sealed[self.NONCE_BYTES:]
+        return self._aead.decrypt(nonce, ciphertext, None).decode()

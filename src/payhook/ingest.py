@@ -23,6 +23,7 @@ from payhook.domain.events import ProviderEvent
 from payhook.domain.sessions import Status, sources
 from payhook.errors import StorageUnavailable
 from payhook.ids import new_id
+from payhook.outbox.store import new_entry
 
 MAX_DECISIONS = 5  # a compare-and-set lost to a concurrent event is decided again
 
@@ -46,10 +47,8 @@ class Rows:
 def rows_for(event: ProviderEvent, event_row_id: str, decision: Decision, now: datetime,
              max_attempts: int) -> Rows:
     outbox = [
-        {"id": new_id("ob"), "kind": kind,
-         "payload": {"session_id": event.session_id, "event": event_row_id, **extra},
-         "status": "pending", "attempts": 0, "max_attempts": max_attempts,
-         "next_attempt_at": now, "errors": [], "created_at": now, "updated_at": now}
+        new_entry(kind, {"session_id": event.session_id, "event": event_row_id, **extra}, now,
+                  max_attempts)
         for kind, extra in decision.outbox
     ]
     notes = [

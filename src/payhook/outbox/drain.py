@@ -1,0 +1,123 @@
+"""Claim → run → settle, the one drain both runners use.
+
+A handler gets the claimed :class:`Entry`, may read and do network I/O (never inside a
+transaction), and returns the writes that record its effect (or ``None``). The drain runs those
+writes and the fenced ``done`` in ONE transaction: a worker that lost its lease commits neither.
+A failure goes back to pending with backoff, or dead after the last attempt.
+"""
+
+import asyncio
+import logging
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from payhook import clock
+from payhook.outbox import store
+from payhook.outbox.retry import RetryPolicy
+from payhook.outbox.store import Entry
+
+log = logging.getLogger("payhook.outbox")
+
+Writes = Callable[[AsyncConnection], Awaitable[None]]
+Handler = Callable[[Any, Entry], Awaitable[Writes | None]]
+
+
+class NotReady(Exception):
+    """A prerequisite is still in flight (e.g. the invoice a notification carries)."""
+
+    def __init__(self, reason: str, retry_in: float = 0.2):
+        super().__init__(reason)
+        self.retry_in = retry_in
+
+
+class LeaseLost(Exception):
+    """Our lease ran out and another worker owns the row now; we commit nothing."""
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class Drainer:
+    engine: AsyncEngine
+    handlers: Mapping[str, Handler]
+    context: Any
+    policy: RetryPolicy
+    order: Sequence[str] = ()  # kinds of one session run in this order within a batch
+    worker: str = field(default_factory=worker_name)
+    batch_size: int = 50
+    lease: timedelta = timedelta(seconds=60)
+    handler_timeout: float = 30.0
+
+    async def drain(self) -> int:
+        """Run every due row, batch after batch, until none is due; returns how many ran."""
+        total = 0
+        while True:
+            async with self.engine.begin() as conn:
+                entries = await store.claim_due(conn, self.worker, self.batch_size, self.lease,
+                                                clock.now())
+            if not entries:
+                return total
+            await self.run_batch(entries)
+            total += len(entries)
+
+    async def run_batch(self, entries: Sequence[Entry]) -> None:
+        """Rows of one session run in ``order`` (invoice before the notification that carries
+        it); different sessions run side by side."""
+        groups: dict[str, list[Entry]] = defaultdict(list)
+        for entry in entries:
+            groups[str(entry.payload.get("session_id") or entry.id)].append(entry)
+        rank = {kind: position for position, kind in enumerate(self.order)}
+        await asyncio.gather(*(
+            self._run_in_order(sorted(group, key=lambda e: rank.get(e.kind, len(rank))))
+            for group in groups.values()))
+
+    async def _run_in_order(self, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            await self.run(entry)
+
+    async def run(self, entry: Entry) -> None:
+        handler = self.handlers.get(entry.kind)
+        try:
+            if handler is None:
+                raise LookupError(f"no handler for outbox kind {entry.kind!r}")
+            writes = await asyncio.wait_for(handler(self.context, entry), self.handler_timeout)
+            await self._finish(entry, writes)
+        except NotReady as not_ready:
+            await self._settle(store.postpone, entry,
+                               clock.now() + timedelta(seconds=not_ready.retry_in))
+        except LeaseLost:
+            log.warning("lease lost; another worker owns the row",
+                        extra={"outbox_id": entry.id, "kind": entry.kind})
+        except Exception as error:  # noqa: BLE001 - every failure is kept on the row
+            await self._fail(entry, error)
+
+    async def _finish(self, entry: Entry, writes: Writes | None) -> None:
+        async with self.engine.begin() as conn:
+            if writes is not None:
+                await writes(conn)
+            if not await store.settle_done(conn, entry, clock.now()):
+                raise LeaseLost(entry.id)
+
+    async def _fail(self, entry: Entry, error: BaseException) -> None:
+        now = clock.now()
+        message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        next_attempt = self.policy.next_attempt(entry.attempts, entry.max_attempts, now)
+        log.warning("outbox entry failed", extra={
+            "outbox_id": entry.id, "kind": entry.kind, "attempt": entry.attempts,
+            "dead": next_attempt is None, "error": message[:300]})
+        async with self.engine.begin() as conn:
+            await store.settle_failed(conn, entry, message, next_attempt, now)
+
+    async def _settle(self, settle: Callable[..., Awaitable[bool]], entry: Entry,
+                      until: Any) -> None:
+        async with self.engine.begin() as conn:
+            await settle(conn, entry, until, clock.now())

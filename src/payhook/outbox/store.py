@@ -1,0 +1,125 @@
+"""Outbox rows in SQL: claim atomically, settle behind a fence, replay for operators.
+
+Claiming is one statement: a CTE picks due rows ``FOR UPDATE SKIP LOCKED`` (PostgreSQL; SQLite
+has one writer and drops the clause) and the UPDATE marks them ``running`` with a lease and
+``attempts + 1``. A row whose lease ran out (its worker was killed or paused) is due again.
+Settling is fenced on (id, locked_by, attempts): a worker that lost its lease settles nothing.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payhook.db.tables import outbox_entries as outbox
+from payhook.ids import new_id
+
+MAX_ERRORS_KEPT = 50
+MAX_ERROR_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A claimed row: what a handler needs and what the fence checks."""
+
+    id: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    errors: list[dict[str, Any]]
+    locked_by: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> "Entry":
+        return cls(id=row.id, kind=row.kind, payload=row.payload, attempts=row.attempts,
+                   max_attempts=row.max_attempts, errors=list(row.errors or []),
+                   locked_by=row.locked_by)
+
+
+def new_entry(kind: str, payload: dict[str, Any], now: datetime,
+              max_attempts: int) -> dict[str, Any]:
+    """The values of a fresh pending row, due now."""
+    return {"id": new_id("ob"), "kind": kind, "payload": payload, "status": "pending",
+            "attempts": 0, "max_attempts": max_attempts, "next_attempt_at": now, "errors": [],
+            "created_at": now, "updated_at": now}
+
+
+def _due(now: datetime) -> Any:
+    return or_(
+        and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
+        and_(outbox.c.status == "running", outbox.c.locked_until < now,
+             outbox.c.attempts < outbox.c.max_attempts),
+    )
+
+
+async def claim_due(conn: AsyncConnection, worker: str, limit: int, lease: timedelta,
+                    now: datetime) -> list[Entry]:
+    due = (select(outbox.c.id).where(_due(now)).order_by(outbox.c.next_attempt_at)
+           .limit(limit).with_for_update(skip_locked=True).cte("due"))
+    claimed = await conn.execute(
+        update(outbox)
+        .where(outbox.c.id == due.c.id)
+        .values(status="running", locked_by=worker, locked_until=now + lease,
+                attempts=outbox.c.attempts + 1, updated_at=now)
+        .returning(*outbox.c))
+    return [Entry.from_row(row) for row in claimed]
+
+
+def _fence(entry: Entry) -> list[Any]:
+    return [outbox.c.id == entry.id, outbox.c.status == "running",
+            outbox.c.locked_by == entry.locked_by, outbox.c.attempts == entry.attempts]
+
+
+async def settle_done(conn: AsyncConnection, entry: Entry, now: datetime) -> bool:
+    """Mark done, only if we still hold the lease. Run it in the handler's own transaction so
+    a worker that lost its lease cannot commit the effect either."""
+    settled = await conn.execute(
+        update(outbox).where(*_fence(entry))
+        .values(status="done", locked_by=None, locked_until=None, updated_at=now))
+    return settled.rowcount == 1
+
+
+async def settle_failed(conn: AsyncConnection, entry: Entry, error: str,
+                        next_attempt: datetime | None, now: datetime) -> bool:
+    """Back to pending at ``next_attempt``, or ``dead`` when there is none; keeps each error."""
+    error = error[:MAX_ERROR_LENGTH]
+    history = [*entry.errors, {"attempt": entry.attempts, "at": now.isoformat(),
+                               "error": error}][-MAX_ERRORS_KEPT:]
+    values: dict[str, Any] = {"locked_by": None, "locked_until": None, "last_error": error,
+                              "errors": history, "updated_at": now}
+    if next_attempt is None:
+        values["status"] = "dead"
+    else:
+        values.update(status="pending", next_attempt_at=next_attempt)
+    settled = await conn.execute(update(outbox).where(*_fence(entry)).values(**values))
+    return settled.rowcount == 1
+
+
+async def postpone(conn: AsyncConnection, entry: Entry, until: datetime, now: datetime) -> bool:
+    """Not ready yet (a prerequisite is still in flight): try again later, attempt not counted."""
+    settled = await conn.execute(
+        update(outbox).where(*_fence(entry))
+        .values(status="pending", next_attempt_at=until, attempts=outbox.c.attempts - 1,
+                locked_by=None, locked_until=None, updated_at=now))
+    return settled.rowcount == 1
+
+
+async def bury_expired_leases(conn: AsyncConnection, now: datetime) -> int:
+    """Rows whose worker died on their last attempt: dead, with the reason kept."""
+    buried = await conn.execute(
+        update(outbox)
+        .where(outbox.c.status == "running", outbox.c.locked_until < now,
+               outbox.c.attempts >= outbox.c.max_attempts)
+        .values(status="dead", locked_by=None, locked_until=None,
+                last_error="lease expired on the last attempt (worker stopped)", updated_at=now)
+        .returning(outbox.c.id))
+    return len(buried.all())
+
+
+async def next_due_at(conn: AsyncConnection) -> datetime | None:
+    return await conn.scalar(
+        select(outbox.c.next_attempt_at).where(outbox.c.status == "pending")
+        .order_by(outbox.c.next_attempt_at).limit(1))
