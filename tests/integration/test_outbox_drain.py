@@ -1,0 +1,184 @@
+"""The outbox on both databases: atomic claims, leases, fenced settling, backoff, dead rows."""
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from payhook import clock
+from payhook.db.engine import create_engine
+from payhook.db.tables import outbox_entries
+from payhook.outbox import store
+from payhook.outbox.drain import Drainer, NotReady
+from payhook.outbox.retry import RetryPolicy
+
+
+async def add_rows(engine, count: int, kind: str = "test.ok", max_attempts: int = 3) -> None:
+    now = clock.now()
+    async with engine.begin() as conn:
+        await conn.execute(outbox_entries.insert(), [
+            store.new_entry(kind, {"session_id": f"cs_{n}", "n": n}, now, max_attempts)
+            for n in range(count)])
+
+
+async def rows(engine):
+    async with engine.connect() as conn:
+        return (await conn.execute(select(outbox_entries).order_by(outbox_entries.c.id))).all()
+
+
+async def test_claims_are_exclusive_and_leased(database_url):
+    engine = create_engine(database_url)
+    try:
+        await add_rows(engine, 5)
+        now = clock.now()
+        async with engine.begin() as conn:
+            first = await store.claim_due(conn, "w1", 3, timedelta(seconds=30), now)
+        async with engine.begin() as conn:
+            second = await store.claim_due(conn, "w2", 10, timedelta(seconds=30), now)
+        assert len(first) == 3 and len(second) == 2
+        assert not {e.id for e in first} & {e.id for e in second}
+        assert all(e.attempts == 1 and e.locked_by == "w1" for e in first)
+        async with engine.begin() as conn:
+            assert await store.claim_due(conn, "w3", 10, timedelta(seconds=30), now) == []
+            # The lease runs out (worker killed): the row is claimable again, attempt 2.
+            later = now + timedelta(seconds=31)
+            rescued = await store.claim_due(conn, "w3", 10, timedelta(seconds=30), later)
+        assert len(rescued) == 5 and {e.attempts for e in rescued} == {2}
+        async with engine.begin() as conn:
+            # The paused first worker comes back: its fence no longer holds.
+            assert not await store.settle_done(conn, first[0], later)
+            mine = next(e for e in rescued if e.id == first[0].id)
+            assert await store.settle_done(conn, mine, later)
+    finally:
+        await engine.dispose()
+
+
+async def test_concurrent_drainers_run_each_row_once(database_url):
+    engine = create_engine(database_url)
+    ran: list[int] = []
+
+    async def handler(_context, entry):
+        ran.append(entry.payload["n"])
+        await asyncio.sleep(0)
+        return None
+
+    try:
+        await add_rows(engine, 120)
+        drainers = [Drainer(engine, {"test.ok": handler}, None, RetryPolicy(0.01), batch_size=7)
+                    for _ in range(4)]
+        await asyncio.gather(*(d.drain() for d in drainers))
+        assert sorted(ran) == list(range(120))
+        assert {row.status for row in await rows(engine)} == {"done"}
+    finally:
+        await engine.dispose()
+
+
+async def test_failures_back_off_then_die_keeping_every_error(database_url):
+    engine = create_engine(database_url)
+    calls = 0
+
+    async def broken(_context, entry):
+        nonlocal calls
+        calls += 1
+        raise ConnectionError(f"merchant down (call {calls})")
+
+    policy = RetryPolicy(base_seconds=60)
+    drainer = Drainer(engine, {"test.broken": broken}, None, policy)
+    try:
+        await add_rows(engine, 1, "test.broken", max_attempts=3)
+        assert await drainer.drain() == 1
+        [row] = await rows(engine)
+        assert (row.status, row.attempts) == ("pending", 1)
+        assert timedelta(seconds=50) < row.next_attempt_at - clock.now() < timedelta(seconds=70)
+        assert row.last_error == "ConnectionError: merchant down (call 1)"
+        for attempt in (2, 3):
+            async with engine.begin() as conn:
+                await conn.execute(outbox_entries.update().values(next_attempt_at=clock.now()))
+            await drainer.drain()
+            [row] = await rows(engine)
+            assert row.attempts == attempt
+        assert row.status == "dead" and calls == 3
+        assert [e["attempt"] for e in row.errors] == [1, 2, 3]
+        assert row.errors[-1]["error"].endswith("(call 3)")
+        assert await drainer.drain() == 0  # dead rows wait for an operator
+    finally:
+        await engine.dispose()
+
+
+async def test_backoff_grows_exponentially_with_jitter():
+    policy = RetryPolicy(base_seconds=5)
+    now = clock.now()
+    delays = [(policy.next_attempt(n, 10, now) - now).total_seconds() for n in range(1, 6)]
+    for n, delay in enumerate(delays):
+        assert 5 * 2**n * 0.9 <= delay <= 5 * 2**n * 1.1
+    assert policy.next_attempt(10, 10, now) is None
+
+
+async def test_not_ready_is_retried_soon_without_using_an_attempt(database_url):
+    engine = create_engine(database_url)
+    tries = 0
+
+    async def waits_once(_context, entry):
+        nonlocal tries
+        tries += 1
+        if tries == 1:
+            raise NotReady("invoice still in flight", retry_in=0)
+        return None
+
+    try:
+        await add_rows(engine, 1, "test.wait", max_attempts=1)
+        await Drainer(engine, {"test.wait": waits_once}, None, RetryPolicy(60)).drain()
+        [row] = await rows(engine)
+        assert (row.status, row.attempts, tries) == ("done", 1, 2)
+    finally:
+        await engine.dispose()
+
+
+async def test_an_unknown_kind_fails_like_any_error(database_url):
+    engine = create_engine(database_url)
+    try:
+        await add_rows(engine, 1, "test.nobody", max_attempts=1)
+        await Drainer(engine, {}, None, RetryPolicy(1)).drain()
+        [row] = await rows(engine)
+        assert row.status == "dead" and "no handler" in row.last_error
+    finally:
+        await engine.dispose()
+
+
+async def test_rows_of_one_session_run_in_order(database_url):
+    engine = create_engine(database_url)
+    seen: list[str] = []
+
+    async def record(_context, entry):
+        seen.append(entry.kind)
+        return None
+
+    try:
+        now = clock.now()
+        async with engine.begin() as conn:
+            await conn.execute(outbox_entries.insert(), [
+                store.new_entry(kind, {"session_id": "cs_1"}, now, 3)
+                for kind in ("c.last", "b.middle", "a.first")])
+        handlers = {"a.first": record, "b.middle": record, "c.last": record}
+        await Drainer(engine, handlers, None, RetryPolicy(1),
+                      order=("a.first", "b.middle", "c.last")).drain()
+        assert seen == ["a.first", "b.middle", "c.last"]
+    finally:
+        await engine.dispose()
+
+
+async def test_last_attempt_killed_is_buried(database_url):
+    engine = create_engine(database_url)
+    try:
+        await add_rows(engine, 1, max_attempts=1)
+        now = clock.now()
+        async with engine.begin() as conn:
+            [entry] = await store.claim_due(conn, "w1", 1, timedelta(seconds=5), now)
+        async with engine.begin() as conn:
+            assert await store.claim_due(conn, "w2", 1, timedelta(seconds=5),
+                                         now + timedelta(seconds=6)) == []
+            assert await store.bury_expired_leases(conn, now + timedelta(seconds=6)) == 1
+        [row] = await rows(engine)
+        assert row.status == "dead" and "lease expired" in row.last_error
+    finally:
+        await engine.dispose()
