@@ -41,5 +41,10 @@ lint: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Stripe webhook ingest vs a bare Starlette + raw asyncpg app, same run, same PostgreSQL
+# (fresh databases, dropped at the end). Options: make bench-ingest BENCH_ARGS='--json'.
+bench-ingest: $(VENV)/.test
+	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) node_modules *.egg-info src/*.egg-info
