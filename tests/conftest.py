@@ -129,7 +129,8 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Starlette]:
-    application = create_app(settings)
+    """The app without its embedded drain: tests drive the outbox themselves (see drain())."""
+    application = create_app(settings, embedded_worker=False)
     async with application.router.lifespan_context(application):
         yield application
 

@@ -19,11 +19,19 @@ from payhook.db.engine import create_engine
 from payhook.ingest import PortableWriter, Writer
 from payhook.ingest_pg import PostgresWriter
 from payhook.observability import Metrics
+from payhook.outbox.nudge import ArqNudger
+from payhook.runtime import build_pump, close_pump
 from payhook.services.api_keys import KeyHasher
 
 log = logging.getLogger("payhook")
 
+EMBEDDED_POLL_SECONDS = 0.5
+
 routes = [*merchant.routes, *webhooks.routes, *public.routes, *admin.routes, *openapi.routes]
+
+
+def _no_nudge() -> None:
+    """Nobody drains in this process (tests that drain by hand)."""
 
 
 async def _writer(settings: Settings, engine: AsyncEngine) -> Writer:
@@ -34,7 +42,9 @@ async def _writer(settings: Settings, engine: AsyncEngine) -> Writer:
     return PortableWriter(engine, settings.outbox_max_attempts, settings.fiat_and_crypto_symbols)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, embedded_worker: bool = True) -> Starlette:
+    """The app. ``embedded_worker=False`` leaves the embedded default's outbox undrained, for
+    tests that drive the drain step by step."""
     settings = settings or load_settings()
     metrics = Metrics()
 
@@ -42,16 +52,30 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         writer = await _writer(settings, engine)
+        nudger, pump = None, None
+        if settings.redis_url:  # production: a separate arq worker drains; we only nudge it
+            nudger = ArqNudger(settings.redis_url)
+            nudge = nudger.nudge
+        elif embedded_worker:  # embedded default: the same drain, as a task in this process
+            pump = build_pump(settings, engine, poll_seconds=EMBEDDED_POLL_SECONDS)
+            pump.start()
+            nudge = pump.nudge
+        else:
+            nudge = _no_nudge
         app.state.payhook = AppState(
             settings=settings, engine=engine,
             hasher=KeyHasher(settings.require_secret()), metrics=metrics,
             providers=providers.configured(settings),
-            ingest=writer,
+            ingest=writer, nudge=nudge,
         )
         log.info("payhook started", extra={"embedded": settings.is_embedded})
         try:
             yield
         finally:
+            if pump is not None:
+                await close_pump(pump)
+            if nudger is not None:
+                await nudger.close()
             if isinstance(writer, PostgresWriter):
                 await writer.close()
             await engine.dispose()

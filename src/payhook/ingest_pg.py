@@ -10,6 +10,8 @@ expected, and it reads the update's result, so each statement locks the session 
 touching the event's unique index. Of concurrent copies of one event, the first to lock the row
 moves it; the others wait, find the status moved on (a target is never its own source), insert
 nothing, and decide again on a fresh read, where they meet the stored event: ``duplicate``.
+An event id seen before (committed before the statement began) is a duplicate at once, even if
+its copy disagrees with the original.
 """
 
 import json
@@ -61,12 +63,21 @@ WITH moved AS (
     FROM unnest($18::text[], $19::text[], $20::text[]) AS a(id, kind, details)
     WHERE EXISTS (SELECT 1 FROM stored)
 )
-SELECT EXISTS (SELECT 1 FROM stored) AS stored, EXISTS (SELECT 1 FROM moved) AS moved
+SELECT EXISTS (SELECT 1 FROM stored) AS stored, EXISTS (SELECT 1 FROM moved) AS moved,
+       EXISTS (SELECT 1 FROM webhook_events WHERE provider = $2 AND event_id = $3) AS known
 """
 
 
 def dsn(database_url: str) -> str:
     return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    """Nothing here sets session state, so the pool's reset query (a round trip on every
+    release) has nothing to undo."""
+
+    def get_reset_query(self) -> str:
+        return ""
 
 
 def _json(value: Any) -> str:
@@ -82,7 +93,8 @@ class PostgresWriter:
     @classmethod
     async def connect(cls, database_url: str, max_attempts: int, crypto: frozenset[str],
                       size: int = 20) -> "PostgresWriter":
-        pool = await asyncpg.create_pool(dsn(database_url), min_size=1, max_size=size)
+        pool = await asyncpg.create_pool(dsn(database_url), min_size=1, max_size=size,
+                                         connection_class=_Connection)
         return cls(pool, max_attempts, crypto)
 
     async def close(self) -> None:
@@ -96,17 +108,17 @@ class PostgresWriter:
                 if event.session_id is not None:
                     row = await conn.fetchrow(READ_SESSION, event.session_id)
                 decision = decide(event, session_view(row), now, self.crypto)
-                stored, moved = await self._write(conn, event, decision, now)
+                stored, moved, known = await self._write(conn, event, decision, now)
                 if stored:
                     return decision.outcome
                 if moved:  # impossible by construction (see the module docstring); say so loudly
                     raise RuntimeError(f"{event.session_id} moved without its event row")
-                if decision.target is None:
+                if known or decision.target is None:
                     return "duplicate"
         raise IngestRaceError(f"session {event.session_id} kept changing")
 
     async def _write(self, conn: asyncpg.Connection, event: ProviderEvent, decision: Decision,
-                     now: datetime) -> tuple[bool, bool]:
+                     now: datetime) -> tuple[bool, bool, bool]:
         event_row_id = new_id("ev")
         rows = rows_for(event, event_row_id, decision, now, self.max_attempts)
         target = decision.target
@@ -123,4 +135,4 @@ class PostgresWriter:
             [note["id"] for note in rows.anomalies], [note["kind"] for note in rows.anomalies],
             [_json(note["details"]) for note in rows.anomalies],
         )
-        return bool(result["stored"]), bool(result["moved"])
+        return bool(result["stored"]), bool(result["moved"]), bool(result["known"])

@@ -307,3 +307,13 @@ async def concurrent_copies_end_like_serial_ones(client, app, merchant):
         assert row.status == "failed" and outcomes[20:].count("applied") == 1
         assert kinds == ["merchant.notify"]
         assert "late_payment" in await anomaly_kinds(app)
+
+
+async def test_a_reused_event_id_with_other_content_is_a_duplicate(client, app, merchant):
+    """Found by the property test: the id, not the content, identifies an event."""
+    session_id = await new_session(client, merchant)
+    mismatched = signing.stripe_event(session_id, livemode=True, event_id="evt_same")
+    assert (await send(client, "stripe", mismatched))["outcome"] == "recorded"
+    honest = signing.stripe_event(session_id, event_id="evt_same")
+    assert (await send(client, "stripe", honest))["outcome"] == "duplicate"
+    assert (await session_row(app, session_id)).status == "created"

@@ -67,7 +67,9 @@ async def cancel_session(request: Request) -> Response:
     parse(Empty, await read_object(request))
     async with app.engine.begin() as conn:
         caller = await auth.merchant(request, conn)
-        row = await sessions.cancel(conn, caller, request.path_params["id"])
+        row = await sessions.cancel(conn, caller, request.path_params["id"],
+                                    app.settings.outbox_max_attempts)
+    app.nudge()
     return JSONResponse(sessions.to_object(row, app.settings.public_base_url))
 
 

@@ -1,6 +1,6 @@
 """What the app builds at start-up and every endpoint reads: typed, in ``app.state``."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +21,7 @@ class AppState:
     metrics: Metrics
     providers: Mapping[str, Provider]
     ingest: Writer
+    nudge: Callable[[], None]  # after a commit that wrote outbox rows
 
 
 def state(request: Request) -> AppState:

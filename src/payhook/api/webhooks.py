@@ -18,6 +18,8 @@ async def receive(request: Request) -> Response:
     require_json_content_type(request)
     event = provider.verify(raw, request.headers, provider.context)  # raises InvalidWebhook
     outcome = await app.ingest.record(event)  # the one transaction
+    if outcome != "duplicate":
+        app.nudge()  # after commit only
     return JSONResponse({"received": True, "outcome": outcome})
 
 

@@ -11,9 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
 from payhook.db.tables import checkout_sessions as sessions
+from payhook.db.tables import outbox_entries
+from payhook.domain.decisions import FAILED, NOTIFY
 from payhook.domain.sessions import FailureReason, Status, payment_status, sources
 from payhook.errors import Conflict, InvalidRequest, NotFound
 from payhook.ids import new_id
+from payhook.outbox.store import new_entry
 from payhook.schemas import SessionCreate
 from payhook.services.api_keys import Caller
 from payhook.services.pagination import Page, PageRequest, fetch_page
@@ -58,8 +61,10 @@ async def list_sessions(
     return await fetch_page(conn, sessions, page, _own(caller), filters)
 
 
-async def cancel(conn: AsyncConnection, caller: Caller, session_id: str) -> Any:
-    """``created``/``pending`` → ``failed``/``canceled`` by compare-and-set.
+async def cancel(conn: AsyncConnection, caller: Caller, session_id: str,
+                 max_attempts: int) -> Any:
+    """``created``/``pending`` → ``failed``/``canceled`` by compare-and-set, notifying the
+    merchant's endpoints of the failure like any other.
 
     Cancelling a canceled session answers it again (a retried cancel is not an error); any
     other terminal session is a 409.
@@ -73,6 +78,9 @@ async def cancel(conn: AsyncConnection, caller: Caller, session_id: str) -> Any:
         .returning(*sessions.c)
     )).first()
     if canceled is not None:
+        await conn.execute(outbox_entries.insert().values(new_entry(
+            NOTIFY, {"session_id": session_id, "type": FAILED}, canceled.updated_at,
+            max_attempts)))
         return canceled
     current = await get(conn, caller, session_id)
     if current.failure_reason == FailureReason.CANCELED:

@@ -1,0 +1,75 @@
+"""What keeps the drain going, in either runner.
+
+:class:`Pump` drains when nudged and on a short poll, and sweeps (expires unpaid sessions,
+buries rows whose worker died on their last attempt) every few seconds. The embedded default
+runs one inside the web process, nudged in-process after each commit; the arq worker runs one
+beside arq, so work continues even while Redis is down — Redis only makes it prompter.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from payhook import clock
+from payhook.outbox import store
+from payhook.outbox.drain import Drainer
+from payhook.services.expiry import expire_due
+
+log = logging.getLogger("payhook.outbox")
+
+
+async def sweep(engine: AsyncEngine, max_attempts: int) -> int:
+    """Expire unpaid sessions past ``expires_at`` and bury dead workers' last attempts."""
+    now = clock.now()
+    async with engine.begin() as conn:
+        expired = await expire_due(conn, now, max_attempts)
+        buried = await store.bury_expired_leases(conn, now)
+    if expired or buried:
+        log.info("swept", extra={"expired_sessions": expired, "buried_entries": buried})
+    return expired
+
+
+class Pump:
+    def __init__(self, drainer: Drainer, max_attempts: int, poll_seconds: float = 1.0,
+                 sweep_seconds: float = 5.0):
+        self.drainer = drainer
+        self.max_attempts = max_attempts
+        self.poll_seconds = poll_seconds
+        self.sweep_seconds = sweep_seconds
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def nudge(self) -> None:
+        """Something was committed: drain now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="payhook-outbox-pump")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, then stop (rows not yet claimed stay pending)."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        last_sweep = 0.0
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                if time.monotonic() - last_sweep >= self.sweep_seconds:
+                    last_sweep = time.monotonic()
+                    await sweep(self.drainer.engine, self.max_attempts)
+                await self.drainer.drain()
+            except Exception:  # noqa: BLE001 - a database outage must not stop the pump
+                log.exception("drain failed; retrying at the next poll")

@@ -1,0 +1,28 @@
+"""Building the drain from settings: the same objects for the embedded runner and the worker."""
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from payhook.config import Settings
+from payhook.effects import HANDLERS, ORDER
+from payhook.effects.context import EffectContext
+from payhook.outbox.drain import Drainer
+from payhook.outbox.retry import RetryPolicy
+from payhook.outbox.runner import Pump
+
+
+def build_drainer(settings: Settings, engine: AsyncEngine) -> Drainer:
+    context = EffectContext.build(settings, engine)
+    return Drainer(engine, HANDLERS, context, RetryPolicy(settings.outbox_backoff_seconds),
+                   order=ORDER)
+
+
+def build_pump(settings: Settings, engine: AsyncEngine, poll_seconds: float = 1.0) -> Pump:
+    return Pump(build_drainer(settings, engine), settings.outbox_max_attempts,
+                poll_seconds=poll_seconds)
+
+
+async def close_pump(pump: Pump) -> None:
+    await pump.stop()
+    context = pump.drainer.context
+    if isinstance(context, EffectContext):
+        await context.close()

@@ -1,0 +1,83 @@
+"""Run the arq worker so that a Redis outage never stops the drain or the process.
+
+* One :class:`~payhook.outbox.runner.Pump` drains from the database on a 1 s poll, whatever
+  Redis does; arq's nudges make it prompt.
+* arq's ``Worker.main`` raises (and arq's own CLI exits) when Redis drops: here the worker is
+  closed and started again, with backoff, until Redis is back.
+* SIGTERM/SIGINT: stop taking jobs, let the batch in hand settle, close, exit 0.
+"""
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from arq.worker import Worker
+
+from payhook.config import Settings
+from payhook.db.engine import create_engine
+from payhook.runtime import build_pump, close_pump
+from worker import WORKER_OPTIONS, redis_settings
+
+log = logging.getLogger("payhook.worker")
+
+INITIAL_BACKOFF_SECONDS = 0.2
+MAX_BACKOFF_SECONDS = 5.0
+STABLE_SECONDS = 10.0  # a worker that ran this long before failing starts the backoff over
+
+
+def _worker(ctx: dict[str, Any]) -> Worker:
+    return Worker(redis_settings=redis_settings(), ctx=ctx, handle_signals=False,
+                  **WORKER_OPTIONS)
+
+
+async def _close(worker: Worker) -> None:
+    with contextlib.suppress(Exception):
+        await worker.close()
+
+
+async def supervise(settings: Settings) -> None:
+    engine = create_engine(settings.database_url)
+    pump = build_pump(settings, engine)
+    pump.start()
+    ctx: dict[str, Any] = {"drainer": pump.drainer, "max_attempts": settings.outbox_max_attempts}
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    backoff = INITIAL_BACKOFF_SECONDS
+    try:
+        while not stop.is_set():
+            worker = _worker(ctx)
+            started = loop.time()
+            running = asyncio.create_task(worker.main(), name="arq-worker")
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if stop.is_set():
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
+                await _close(worker)
+                break
+            error = running.exception() if not running.cancelled() else None
+            await _close(worker)
+            if loop.time() - started > STABLE_SECONDS:
+                backoff = INITIAL_BACKOFF_SECONDS
+            if error is not None and not _is_redis_error(error):
+                log.error("arq worker failed", exc_info=error)
+            log.warning("arq worker stopped (%s); restarting in %.1f s, draining meanwhile",
+                        type(error).__name__ if error else "no error", backoff)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
+        log.info("worker stopping")
+    finally:
+        await close_pump(pump)
+        await engine.dispose()
+
+
+def _is_redis_error(error: BaseException) -> bool:
+    from redis.exceptions import RedisError
+
+    return isinstance(error, RedisError | OSError)
