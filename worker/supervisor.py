@@ -24,7 +24,8 @@ log = logging.getLogger("payhook.worker")
 
 INITIAL_BACKOFF_SECONDS = 0.2
 MAX_BACKOFF_SECONDS = 5.0
-STABLE_SECONDS = 10.0  # a worker that ran this long before failing starts the backoff over
+STABLE_SECONDS = 10.0
+GRACE_SECONDS = 20.0  # a worker that ran this long before failing starts the backoff over
 
 
 def _worker(ctx: dict[str, Any]) -> Worker:
@@ -33,8 +34,19 @@ def _worker(ctx: dict[str, Any]) -> Worker:
 
 
 async def _close(worker: Worker) -> None:
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception, asyncio.CancelledError):
         await worker.close()
+
+
+async def _stop_gracefully(worker: Worker, running: asyncio.Task[None]) -> None:
+    """Take no more jobs, let the drains in hand finish their batch, then close."""
+    worker.allow_pick_jobs = False
+    in_flight = list(worker.tasks.values())
+    if in_flight:
+        await asyncio.wait(in_flight, timeout=GRACE_SECONDS)
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    await _close(worker)
 
 
 async def supervise(settings: Settings) -> None:
@@ -56,9 +68,8 @@ async def supervise(settings: Settings) -> None:
             await asyncio.wait({running, stopping}, return_when=asyncio.FIRST_COMPLETED)
             stopping.cancel()
             if stop.is_set():
-                running.cancel()
-                await asyncio.gather(running, return_exceptions=True)
-                await _close(worker)
+                pump.drainer.stop()
+                await _stop_gracefully(worker, running)
                 break
             error = running.exception() if not running.cancelled() else None
             await _close(worker)

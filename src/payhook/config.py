@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     allow_private_urls: bool = False
     outbox_backoff_seconds: float = Field(5.0, gt=0, le=86_400)
     outbox_max_attempts: int = Field(10, ge=1, le=100)
+    # How long a claimed row stays a worker's before another may take it (a killed worker's
+    # rows wait this long). An extension of the contract's environment, for operators.
+    outbox_lease_seconds: float = Field(60.0, ge=1, le=3600)
 
     @field_validator("stripe_webhook_secrets", "onecom_webhook_secrets", "web3_webhook_secrets",
                      "web3_tokens", mode="before")

@@ -1,5 +1,7 @@
 """Building the drain from settings: the same objects for the embedded runner and the worker."""
 
+from datetime import timedelta
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payhook.config import Settings
@@ -12,8 +14,10 @@ from payhook.outbox.runner import Pump
 
 def build_drainer(settings: Settings, engine: AsyncEngine) -> Drainer:
     context = EffectContext.build(settings, engine)
+    lease = settings.outbox_lease_seconds
     return Drainer(engine, HANDLERS, context, RetryPolicy(settings.outbox_backoff_seconds),
-                   order=ORDER)
+                   order=ORDER, lease=timedelta(seconds=lease),
+                   handler_timeout=lease / 2)  # a handler never outlives its lease
 
 
 def build_pump(settings: Settings, engine: AsyncEngine, poll_seconds: float = 1.0) -> Pump:

@@ -56,11 +56,16 @@ class Drainer:
     batch_size: int = 50
     lease: timedelta = timedelta(seconds=60)
     handler_timeout: float = 30.0
+    stopping: bool = False
+
+    def stop(self) -> None:
+        """Finish the batch in hand, claim no more."""
+        self.stopping = True
 
     async def drain(self) -> int:
         """Run every due row, batch after batch, until none is due; returns how many ran."""
         total = 0
-        while True:
+        while not self.stopping:
             async with self.engine.begin() as conn:
                 entries = await store.claim_due(conn, self.worker, self.batch_size, self.lease,
                                                 clock.now())
@@ -68,6 +73,7 @@ class Drainer:
                 return total
             await self.run_batch(entries)
             total += len(entries)
+        return total
 
     async def run_batch(self, entries: Sequence[Entry]) -> None:
         """Rows of one session run in ``order`` (invoice before the notification that carries

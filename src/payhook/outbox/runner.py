@@ -53,6 +53,7 @@ class Pump:
     async def stop(self) -> None:
         """Finish the batch in hand, then stop (rows not yet claimed stay pending)."""
         self._stopping = True
+        self.drainer.stop()
         self._wake.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
