@@ -18,6 +18,7 @@ API_KEY = "api_key.provision"
 ACCESS_LINK = "access_link.issue"
 NOTIFY = "merchant.notify"
 ONCHAIN_CHECK = "onchain.check"
+EMAIL = "email.send"  # written by the access-link effect, not by a decision
 
 PAID = "checkout.session.paid"
 FAILED = "checkout.session.failed"

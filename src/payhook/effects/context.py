@@ -1,12 +1,15 @@
 """What every effect handler may use, built once by the runner that starts the drain."""
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from payhook.config import Settings
+from payhook.config import ConfigError, Settings
 from payhook.crypto import Sealer
+from payhook.effects.access_links import AccessLinks
+from payhook.effects.email import Mailer
 from payhook.services.api_keys import KeyHasher
 
 
@@ -17,6 +20,8 @@ class EffectContext:
     http: httpx.AsyncClient
     sealer: Sealer
     hasher: KeyHasher
+    links: AccessLinks
+    mailer: Mailer | None  # None without PAYHOOK_SMTP_URL
 
     @classmethod
     def build(cls, settings: Settings, engine: AsyncEngine) -> "EffectContext":
@@ -25,7 +30,18 @@ class EffectContext:
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0),
                                  follow_redirects=False, trust_env=False)
         return cls(settings=settings, engine=engine, http=http, sealer=Sealer(secret),
-                   hasher=KeyHasher(secret))
+                   hasher=KeyHasher(secret), links=AccessLinks.from_settings(settings),
+                   mailer=_mailer(settings))
 
     async def close(self) -> None:
         await self.http.aclose()
+
+
+def _mailer(settings: Settings) -> Mailer | None:
+    if settings.smtp_url is None:
+        return None
+    try:
+        return Mailer.from_url(settings.smtp_url,
+                               f"payhook@{urlsplit(settings.public_base_url).hostname}")
+    except ValueError as error:  # the URL may hold a password: say what is wrong, not the URL
+        raise ConfigError(f"PAYHOOK_SMTP_URL: {error}") from None

@@ -53,14 +53,19 @@ def mode_of(raw: str) -> str | None:
     return None
 
 
+def stored_form(hasher: KeyHasher, raw: str) -> dict[str, str]:
+    """How a key is kept: its keyed hash and a short display prefix, never the key itself."""
+    return {"key_hash": hasher.hash(raw), "prefix": raw[:_PREFIX_CHARS]}
+
+
 async def issue(
     conn: AsyncConnection, hasher: KeyHasher, merchant_id: str, mode: str, label: str | None
 ) -> IssuedKey:
     raw = generate(mode)
     row = (await conn.execute(
         api_keys.insert().values(
-            id=new_id("key"), merchant_id=merchant_id, mode=mode, key_hash=hasher.hash(raw),
-            prefix=raw[:_PREFIX_CHARS], label=label, created_at=clock.now(),
+            id=new_id("key"), merchant_id=merchant_id, mode=mode, label=label,
+            created_at=clock.now(), **stored_form(hasher, raw),
         ).returning(*api_keys.c)
     )).one()
     return IssuedKey(row=row, secret=raw)

@@ -1,0 +1,103 @@
+"""The e-mail that brings the customer their access link, sent through ``PAYHOOK_SMTP_URL``.
+
+Sent outside any transaction, then ``email_sent_at`` is recorded with the fenced ``done``: a
+crash between the two sends again (at-least-once), while a re-run after the record sends
+nothing. Neither the link nor its token is ever logged; an SMTP error carries neither.
+"""
+
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payhook import clock
+from payhook.db.engine import reading
+from payhook.db.tables import checkout_sessions as sessions
+from payhook.outbox.drain import Writes
+from payhook.outbox.store import Entry
+
+if TYPE_CHECKING:  # the context holds a Mailer: import it for annotations only
+    from payhook.effects.context import EffectContext
+
+# scheme → (default port, TLS from the first byte, STARTTLS required)
+_SCHEMES = {"smtp": (25, False, False), "smtp+starttls": (587, False, True),
+            "smtps": (465, True, False)}
+_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Mailer:
+    hostname: str
+    port: int
+    use_tls: bool
+    start_tls: bool
+    sender: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_url(cls, url: str, default_sender: str) -> "Mailer":
+        """``smtp://``, ``smtp+starttls://`` or ``smtps://[user:password@]host[:port]``, with an
+        optional ``?from=address``; anything else is a ValueError."""
+        parts = urlsplit(url)
+        if parts.scheme not in _SCHEMES:
+            raise ValueError("the scheme must be smtp, smtp+starttls or smtps")
+        if not parts.hostname or parts.path not in ("", "/"):
+            raise ValueError("expected scheme://[user:password@]host[:port]")
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if set(query) - {"from"} or len(query.get("from", [])) > 1:
+            raise ValueError("the only query parameter is from=<address>")
+        default_port, use_tls, start_tls = _SCHEMES[parts.scheme]
+        return cls(hostname=parts.hostname, port=parts.port or default_port, use_tls=use_tls,
+                   start_tls=start_tls, sender=query.get("from", [default_sender])[0],
+                   username=unquote(parts.username) if parts.username else None,
+                   password=unquote(parts.password) if parts.password else None)
+
+    async def send(self, message: EmailMessage) -> None:
+        await aiosmtplib.send(message, hostname=self.hostname, port=self.port,
+                              username=self.username, password=self.password,
+                              use_tls=self.use_tls, start_tls=self.start_tls,
+                              timeout=_TIMEOUT_SECONDS)
+
+
+async def send_access_email(context: "EffectContext", entry: Entry) -> Writes | None:
+    session_id = entry.payload["session_id"]
+    async with reading(context.engine) as conn:
+        session = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).one()
+    if session.email_sent_at is not None or not session.customer_email:
+        return None
+    if session.customer_access_url is None:
+        raise LookupError(f"session {session_id} has no access link to send")
+    if context.mailer is None:
+        raise LookupError("PAYHOOK_SMTP_URL is not set; replay this row once it is")
+    await context.mailer.send(compose(session, context.mailer.sender))
+
+    async def record(conn: AsyncConnection) -> None:
+        await conn.execute(update(sessions).where(
+            sessions.c.id == session_id, sessions.c.email_sent_at.is_(None))
+            .values(email_sent_at=clock.now(), updated_at=clock.now()))
+
+    return record
+
+
+def compose(session: Any, sender: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = session.customer_email
+    message["Date"] = format_datetime(clock.now())
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    message["Subject"] = "Your payment is complete: your access link"
+    greeting = f"Hello {session.customer_name}," if session.customer_name else "Hello,"
+    message.set_content(
+        f"{greeting}\n\n"
+        f"Thank you: your payment ({session.id}) is complete.\n\n"
+        f"Your receipt and purchase are on your personal page:\n\n"
+        f"{session.customer_access_url}\n\n"
+        f"The link is yours alone; keep it private. It expires on "
+        f"{clock.iso(session.customer_access_expires_at)}.\n")
+    return message
