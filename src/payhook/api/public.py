@@ -1,4 +1,5 @@
-"""Endpoints without credentials: session status, health, readiness, metrics."""
+"""Endpoints without credentials: session status, the customer's access page (api/access.py),
+health, readiness, metrics."""
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
@@ -6,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from payhook.api import access
 from payhook.api.responses import query
 from payhook.api.state import state
 from payhook.db.engine import reading
@@ -40,4 +42,5 @@ routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),
+    *access.routes,
 ]

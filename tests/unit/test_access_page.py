@@ -1,0 +1,34 @@
+"""Content negotiation and escaping of the customer's access page."""
+
+import pytest
+
+from payhook.api.access import prefers_html, render
+
+
+@pytest.mark.parametrize(("accept", "html"), [
+    ("", False),
+    ("*/*", False),
+    ("application/json", False),
+    ("text/html", True),
+    ("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", True),
+    ("text/*", True),
+    ("text/html;q=0.5, application/json", False),
+    ("application/json;q=0.5, text/html", True),
+    ("text/html;q=0, */*", False),
+    ("text/html;q=bogus, application/json;q=0.1", False),
+    ("TEXT/HTML", True),
+])
+def test_html_only_when_it_ranks_above_json(accept, html):
+    assert prefers_html(accept) is html
+
+
+def test_every_value_is_escaped():
+    page = render({
+        "session": {"id": "cs_<1>", "status": "paid", "amount": 5, "currency": "usd",
+                    "paid_at": None, "customer_name": "<b>\"Bob\" & 'Al'</b>"},
+        "invoice": None,
+        "api_key": {"mode": "live", "secret": "sk_live_<x>"},
+    })
+    assert "<b>" not in page and "cs_<1>" not in page and "sk_live_<x>" not in page
+    assert "&lt;b&gt;&quot;Bob&quot; &amp; &#x27;Al&#x27;&lt;/b&gt;" in page
+    assert "sk_live_&lt;x&gt;" in page
