@@ -54,3 +54,9 @@ def verify(raw: bytes, headers: Mapping[str, str], context: VerifyContext) -> Pr
         amount=integer_field(body, "amount"), currency=text_field(body, "currency"),
         reference=text_field(payload, "txn_id"),
     )
+
+
+def sign(raw: bytes, secret: str, timestamp: int) -> dict[str, str]:
+    """The headers One.com would send for ``raw`` (``payhook trigger``)."""
+    signature = hmac_hex(secret.encode(), f"{timestamp}.".encode() + raw)
+    return {"X-Onecom-Timestamp": str(timestamp), "X-Onecom-Signature": f"sha256={signature}"}

@@ -75,3 +75,9 @@ def normalise(event: dict[str, Any], raw: bytes, headers: dict[str, str]) -> Pro
         mode=("live" if livemode else "test") if isinstance(livemode, bool) else None,
         reference=reference,
     )
+
+
+def sign(raw: bytes, secret: str, timestamp: int) -> dict[str, str]:
+    """The ``Stripe-Signature`` header Stripe would send for ``raw`` (``payhook trigger``)."""
+    signature = hmac_hex(secret.encode(), f"{timestamp}.".encode() + raw)
+    return {"Stripe-Signature": f"t={timestamp},v1={signature}"}

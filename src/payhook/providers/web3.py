@@ -3,6 +3,7 @@ v1,<base64>``), signed with the ``standardwebhooks`` package's own signer. The n
 only a hint: it asks the worker to check the transaction on chain."""
 
 import re
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -63,3 +64,13 @@ def verify(raw: bytes, headers: Mapping[str, str], context: VerifyContext) -> Pr
         reference=tx_hash.lower() if handled and isinstance(tx_hash, str) else None,
         details={"network": body.get("network")} if "network" in body else {},
     )
+
+
+def sign(raw: bytes, secret: str, timestamp: int, message_id: str | None = None) -> dict[str, str]:
+    """Standard Webhooks headers for ``raw`` (``payhook trigger``); a fresh ``msg_…`` id unless
+    one is given, since the id is what deduplicates."""
+    message_id = message_id or f"msg_{uuid.uuid4().hex}"
+    signature = Webhook(secret).sign(message_id, datetime.fromtimestamp(timestamp, UTC),
+                                     raw.decode())
+    return {"webhook-id": message_id, "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature}
