@@ -6,11 +6,12 @@ from starlette.routing import Route
 
 from payhook.api import auth
 from payhook.api.body import read_object
-from payhook.api.responses import query
+from payhook.api.responses import listing, page_request, query
 from payhook.api.state import state
+from payhook.db.engine import reading
 from payhook.errors import InvalidRequest
 from payhook.schemas import AdminSessionCreate, MerchantCreate, parse
-from payhook.services import merchants, sessions
+from payhook.services import anomalies, events, merchants, sessions
 
 
 async def create_merchant(request: Request) -> Response:
@@ -38,7 +39,39 @@ async def create_session(request: Request) -> Response:
     return JSONResponse(sessions.to_object(row, app.settings.public_base_url), status_code=201)
 
 
+async def list_events(request: Request) -> Response:
+    app = state(request)
+    auth.admin(request)
+    page, params = page_request(request, filters=("provider", "outcome"))
+    async with reading(app.engine) as conn:
+        found = await events.list_events(conn, page, provider=params.get("provider"),
+                                         outcome=params.get("outcome"))
+    return listing(found, events.to_object)
+
+
+async def get_event(request: Request) -> Response:
+    app = state(request)
+    auth.admin(request)
+    query(request)
+    async with reading(app.engine) as conn:
+        row = await events.get(conn, request.path_params["id"])
+    return JSONResponse(events.to_object(row, with_body=True))
+
+
+async def list_anomalies(request: Request) -> Response:
+    app = state(request)
+    auth.admin(request)
+    page, params = page_request(request, filters=("kind", "session_id"))
+    async with reading(app.engine) as conn:
+        found = await anomalies.list_anomalies(conn, page, kind=params.get("kind"),
+                                               session_id=params.get("session_id"))
+    return listing(found, anomalies.to_object)
+
+
 routes = [
     Route("/admin/merchants", create_merchant, methods=["POST"]),
     Route("/admin/checkout/sessions", create_session, methods=["POST"]),
+    Route("/admin/events", list_events, methods=["GET"]),
+    Route("/admin/events/{id}", get_event, methods=["GET"]),
+    Route("/admin/anomalies", list_anomalies, methods=["GET"]),
 ]

@@ -4,6 +4,7 @@ Request bodies come from the pydantic models that validate them; answers from th
 below. A test checks that every mounted route is described here.
 """
 
+import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -12,6 +13,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from payhook import __version__
+from payhook.db.tables import EVENT_OUTCOMES, SESSION_STATUSES
+from payhook.providers import VERIFIERS
 from payhook.schemas import AdminSessionCreate, ApiKeyCreate, MerchantCreate, SessionCreate
 
 _STRING = {"type": "string"}
@@ -19,6 +22,8 @@ _NULLABLE_STRING = {"type": ["string", "null"]}
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 _INTEGER = {"type": "integer"}
+_PROVIDER = {"enum": list(VERIFIERS)}
+_OUTCOME = {"enum": list(EVENT_OUTCOMES)}
 
 
 def _object(properties: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -58,19 +63,6 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         "payment_provider": _NULLABLE_STRING, "paid_at": _NULLABLE_TIME, "amount": _INTEGER,
         "currency": _STRING, "created_at": _TIME, "expires_at": _TIME,
     }),
-    "CustomerAccess": _object({
-        "object": {"const": "customer_access"}, "session": _ref("CheckoutSession"),
-        "invoice": {"oneOf": [{"type": "null"}, _ref("Invoice")]},
-        "api_key": {"oneOf": [{"type": "null"}, _ref("ApiKey")],
-                    "description": "the key provisioned for this session, with its secret on "
-                                   "the first visit only; null afterwards"},
-    }),
-    "Invoice": _object({
-        "id": _STRING, "object": {"const": "invoice"}, "session_id": _STRING,
-        "amount": _INTEGER, "currency": _STRING, "mode": {"enum": ["test", "live"]},
-        "status": {"const": "paid"}, "payment_provider": _NULLABLE_STRING,
-        "provider_reference": _NULLABLE_STRING, "created_at": _TIME,
-    }),
     "ApiKey": _object({
         "id": _STRING, "object": {"const": "api_key"}, "mode": {"enum": ["test", "live"]},
         "prefix": _STRING, "label": _NULLABLE_STRING, "status": {"enum": ["active", "revoked"]},
@@ -79,22 +71,51 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     "Merchant": _object({"id": _STRING, "object": {"const": "merchant"}, "name": _STRING,
                          "created_at": _TIME, "api_key": _ref("ApiKey")}),
     "Health": _object({"status": {"const": "ok"}}),
+    "WebhookEvent": {**_object({
+        "id": _STRING, "object": {"const": "webhook_event"}, "provider": _PROVIDER,
+        "event_id": {"type": "string", "description": "the provider's own event id"},
+        "type": _STRING, "session_id": _NULLABLE_STRING, "outcome": _OUTCOME,
+        "received_at": _TIME,
+        "headers": {"type": "object", "additionalProperties": _STRING,
+                    "description": "the signature headers as received"},
+    }, optional={"raw_body": {
+        "type": "string",
+        "description": "the body exactly as received, as UTF-8 text; only on "
+                       "GET /admin/events/{id}, lists leave it out"}}),
+        "description": "A provider's event as stored, once per (provider, event_id)"},
+    "Anomaly": _object({
+        "id": _STRING, "object": {"const": "anomaly"},
+        "kind": {"type": "string", "examples": ["amount_mismatch", "currency_mismatch",
+                                                "mode_mismatch", "late_payment",
+                                                "duplicate_payment"]},
+        "session_id": _NULLABLE_STRING,
+        "event_id": {"type": ["string", "null"],
+                     "description": "the webhook_event (ev_…) that caused it"},
+        "provider": {"oneOf": [{"type": "null"}, _PROVIDER]},
+        "details": {"type": "object"}, "created_at": _TIME,
+    }),
+    "ProviderEvent": {"type": "object",
+                      "description": "the provider's signed event, verified over the raw bytes"},
+    "WebhookReceipt": _object({"received": {"const": True}, "outcome": _OUTCOME}),
 }
 
 REQUEST_MODELS: list[type[BaseModel]] = [SessionCreate, AdminSessionCreate, MerchantCreate,
                                          ApiKeyCreate]
 
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema}
+
+
+# Filters of the list operations, besides limit and starting_after.
+LIST_FILTERS: dict[str, list[dict[str, Any]]] = {
+    "/v1/checkout/sessions": [_query("status", {"enum": list(SESSION_STATUSES)})],
+    "/admin/events": [_query("provider", _PROVIDER), _query("outcome", _OUTCOME)],
+    "/admin/anomalies": [_query("kind", _STRING), _query("session_id", _STRING)],
+}
+
 _ERRORS = {"400": "invalid request", "401": "missing, invalid or revoked credentials",
            "404": "unknown id", "503": "storage unavailable; retry"}
-
-# The customer's access page: the link's token, and an HTML page for browsers.
-ACCESS_PAGE = ("get", "/access/{session_id}")
-ACCESS_PARAMETERS = [
-    {"name": "session_id", "in": "path", "required": True, "schema": _STRING},
-    {"name": "token", "in": "query", "required": True, "schema": _STRING,
-     "description": "the JWT of the access link; anything but a valid, unexpired token for "
-                    "this session is a 401"},
-]
 
 # (method, path) → (summary, tag, security, request model, status, response schema)
 Operation = tuple[str, str, str | None, str | None, int, dict[str, Any] | None]
@@ -119,9 +140,6 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                       _ref("ApiKey")),
     ("get", "/session/{id}/status"): ("Public status of a session", "public", None, None, 200,
                                       _ref("SessionStatus")),
-    ACCESS_PAGE: ("The customer's access page: session, invoice and (first visit only) the "
-                  "provisioned API key; HTML when the client prefers text/html", "public", None,
-                  None, 200, _ref("CustomerAccess")),
     ("get", "/healthz"): ("The process is up", "public", None, None, 200, _ref("Health")),
     ("get", "/readyz"): ("The database answers", "public", None, None, 200, _ref("Health")),
     ("get", "/metrics"): ("Prometheus metrics (text format)", "public", None, None, 200, None),
@@ -131,6 +149,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("post", "/admin/checkout/sessions"): (
         "Create a session for any merchant and mode", "admin", "admin", "AdminSessionCreate",
         201, _ref("CheckoutSession")),
+    ("get", "/admin/events"): (
+        "List stored provider events, newest first (without raw_body)", "admin", "admin", None,
+        200, _list_of("WebhookEvent")),
+    ("get", "/admin/events/{id}"): (
+        "Retrieve a stored provider event with its raw body and headers", "admin", "admin",
+        None, 200, _ref("WebhookEvent")),
+    ("get", "/admin/anomalies"): (
+        "List anomalies, newest first", "admin", "admin", None, 200, _list_of("Anomaly")),
+    ("post", "/webhooks/{provider}"): (
+        "Receive a provider's signed event (stripe, onecom, web3)", "webhooks", None,
+        "ProviderEvent", 200, _ref("WebhookReceipt")),
 }
 
 
@@ -148,23 +177,22 @@ def _operation(method: str, path: str, spec: Operation) -> dict[str, Any]:
                    "content": {"application/json": {"schema": _ref("Error")}}}
             for code, text in _ERRORS.items()}},
     }
-    if "{id}" in path:
-        operation["parameters"] = [{"name": "id", "in": "path", "required": True,
-                                    "schema": _STRING}]
+    parameters = [{"name": name, "in": "path", "required": True,
+                   "schema": _PROVIDER if name == "provider" else _STRING}
+                  for name in re.findall(r"{(\w+)}", path)]
     if method == "get" and schema is not None and "list" in str(schema):
-        operation["parameters"] = [
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
-                                                        "maximum": 100, "default": 10}},
-            {"name": "starting_after", "in": "query", "schema": _STRING},
+        parameters += [
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}),
+            _query("starting_after", _STRING),
+            *LIST_FILTERS.get(path, []),
         ]
+    if parameters:
+        operation["parameters"] = parameters
     if security is not None:
         operation["security"] = [{security: []}]
     if model is not None:
         operation["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": _ref(model)}}}
-    if (method, path) == ACCESS_PAGE:
-        operation["parameters"] = ACCESS_PARAMETERS
-        operation["responses"][str(status)]["content"]["text/html"] = {"schema": _STRING}
     return operation
 
 

@@ -34,5 +34,4 @@ def page_request(
 
 
 def listing(page: Page, render: Callable[[Any], dict[str, Any]]) -> JSONResponse:
-    return JSONResponse({"object": "list", "data": [render(row) for row in page.rows],
-                         "has_more": page.has_more})
+    return JSONResponse(page.to_list(render))

@@ -1,6 +1,6 @@
 """Cursor pagination shared by every list: newest first, ``starting_after=<id>``."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,11 @@ class Page:
     rows: Sequence[Any]
     has_more: bool
 
+    def to_list(self, render: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+        """The list object every list answers (the API and the CLI alike)."""
+        return {"object": "list", "data": [render(row) for row in self.rows],
+                "has_more": self.has_more}
+
 
 async def fetch_page(
     conn: AsyncConnection,
@@ -43,14 +48,15 @@ async def fetch_page(
     request: PageRequest,
     scope: Sequence[ColumnElement[bool]],
     filters: Sequence[ColumnElement[bool]] = (),
+    columns: Sequence[ColumnElement[Any]] = (),
 ) -> Page:
     """Rows of ``table`` within ``scope`` (the caller's own) matching ``filters``, newest first.
 
     The cursor must be one of the caller's own ids, else 400: a foreign id must not reveal
-    whether it exists.
+    whether it exists. ``columns`` narrows what is read (all of them by default).
     """
     order = tuple_(table.c.created_at, table.c.id)
-    query = select(table).where(*scope, *filters)
+    query = (select(*columns) if columns else select(table)).where(*scope, *filters)
     if request.starting_after is not None:
         cursor = (await conn.execute(
             select(table.c.created_at, table.c.id).where(
