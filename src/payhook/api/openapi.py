@@ -63,6 +63,19 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         "payment_provider": _NULLABLE_STRING, "paid_at": _NULLABLE_TIME, "amount": _INTEGER,
         "currency": _STRING, "created_at": _TIME, "expires_at": _TIME,
     }),
+    "CustomerAccess": _object({
+        "object": {"const": "customer_access"}, "session": _ref("CheckoutSession"),
+        "invoice": {"oneOf": [{"type": "null"}, _ref("Invoice")]},
+        "api_key": {"oneOf": [{"type": "null"}, _ref("ApiKey")],
+                    "description": "the key provisioned for this session, with its secret on "
+                                   "the first visit only; null afterwards"},
+    }),
+    "Invoice": _object({
+        "id": _STRING, "object": {"const": "invoice"}, "session_id": _STRING,
+        "amount": _INTEGER, "currency": _STRING, "mode": {"enum": ["test", "live"]},
+        "status": {"const": "paid"}, "payment_provider": _NULLABLE_STRING,
+        "provider_reference": _NULLABLE_STRING, "created_at": _TIME,
+    }),
     "ApiKey": _object({
         "id": _STRING, "object": {"const": "api_key"}, "mode": {"enum": ["test", "live"]},
         "prefix": _STRING, "label": _NULLABLE_STRING, "status": {"enum": ["active", "revoked"]},
@@ -117,6 +130,15 @@ LIST_FILTERS: dict[str, list[dict[str, Any]]] = {
 _ERRORS = {"400": "invalid request", "401": "missing, invalid or revoked credentials",
            "404": "unknown id", "503": "storage unavailable; retry"}
 
+# The customer's access page: the link's token, and an HTML page for browsers.
+ACCESS_PAGE = ("get", "/access/{session_id}")
+ACCESS_PARAMETERS = [
+    {"name": "session_id", "in": "path", "required": True, "schema": _STRING},
+    {"name": "token", "in": "query", "required": True, "schema": _STRING,
+     "description": "the JWT of the access link; anything but a valid, unexpired token for "
+                    "this session is a 401"},
+]
+
 # (method, path) → (summary, tag, security, request model, status, response schema)
 Operation = tuple[str, str, str | None, str | None, int, dict[str, Any] | None]
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -140,6 +162,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                       _ref("ApiKey")),
     ("get", "/session/{id}/status"): ("Public status of a session", "public", None, None, 200,
                                       _ref("SessionStatus")),
+    ACCESS_PAGE: ("The customer's access page: session, invoice and (first visit only) the "
+                  "provisioned API key; HTML when the client prefers text/html", "public", None,
+                  None, 200, _ref("CustomerAccess")),
     ("get", "/healthz"): ("The process is up", "public", None, None, 200, _ref("Health")),
     ("get", "/readyz"): ("The database answers", "public", None, None, 200, _ref("Health")),
     ("get", "/metrics"): ("Prometheus metrics (text format)", "public", None, None, 200, None),
@@ -193,6 +218,9 @@ def _operation(method: str, path: str, spec: Operation) -> dict[str, Any]:
     if model is not None:
         operation["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": _ref(model)}}}
+    if (method, path) == ACCESS_PAGE:
+        operation["parameters"] = ACCESS_PARAMETERS
+        operation["responses"][str(status)]["content"]["text/html"] = {"schema": _STRING}
     return operation
 
 
