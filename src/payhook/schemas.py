@@ -109,6 +109,19 @@ class ApiKeyCreate(Strict):
     label: Annotated[StrictStr, Field(max_length=200)] | None = None
 
 
+class WebhookEndpointCreate(Strict):
+    """Where to deliver events: an ``http(s)`` URL (whether its host is public is checked
+    by :mod:`payhook.net`, which needs to resolve it, after this)."""
+
+    url: Annotated[StrictStr, Field(max_length=2048)]
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        check_url(value, ("http", "https"))
+        return value
+
+
 class Empty(Strict):
     """A body that must carry no fields (e.g. cancel)."""
 

@@ -1,4 +1,5 @@
-"""The merchant API, ``/v1``: sessions and API keys, scoped to the key's merchant and mode."""
+"""The merchant API, ``/v1``: sessions and API keys here, invoices and webhook endpoints in their
+own modules; everything scoped to the key's merchant and mode."""
 
 from typing import Any
 
@@ -7,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from payhook.api import auth
+from payhook.api import auth, invoices, webhook_endpoints
 from payhook.api.body import read_object
 from payhook.api.responses import listing, page_request, query
 from payhook.api.state import state
@@ -110,4 +111,6 @@ routes = [
     Route("/v1/api_keys", list_api_keys, methods=["GET"]),
     Route("/v1/api_keys", create_api_key, methods=["POST"]),
     Route("/v1/api_keys/{id}", revoke_api_key, methods=["DELETE"]),
+    *invoices.routes,
+    *webhook_endpoints.routes,
 ]

@@ -15,7 +15,13 @@ from starlette.routing import Route
 from payhook import __version__
 from payhook.db.tables import EVENT_OUTCOMES, SESSION_STATUSES
 from payhook.providers import VERIFIERS
-from payhook.schemas import AdminSessionCreate, ApiKeyCreate, MerchantCreate, SessionCreate
+from payhook.schemas import (
+    AdminSessionCreate,
+    ApiKeyCreate,
+    MerchantCreate,
+    SessionCreate,
+    WebhookEndpointCreate,
+)
 
 _STRING = {"type": "string"}
 _NULLABLE_STRING = {"type": ["string", "null"]}
@@ -84,6 +90,26 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     "Merchant": _object({"id": _STRING, "object": {"const": "merchant"}, "name": _STRING,
                          "created_at": _TIME, "api_key": _ref("ApiKey")}),
     "Health": _object({"status": {"const": "ok"}}),
+    "WebhookEndpoint": _object({
+        "id": _STRING, "object": {"const": "webhook_endpoint"}, "url": _STRING,
+        "mode": {"enum": ["test", "live"]},
+        "status": {"enum": ["enabled", "disabled", "deleted"],
+                   "description": "disabled when the endpoint answered 410 Gone"},
+        "disabled_reason": _NULLABLE_STRING, "created_at": _TIME,
+    }, optional={"secret": {"type": "string", "description": "the whsec_… signing secret, "
+                                                             "only on create"}}),
+    "Event": {**_object({
+        "id": {"type": "string", "description": "evt_…, also sent as webhook-id"},
+        "type": {"enum": ["checkout.session.paid", "checkout.session.failed"]},
+        "created_at": _TIME,
+        "data": _object({
+            "session": _ref("CheckoutSession"),
+            "invoice": {"oneOf": [{"type": "null"}, _ref("Invoice")]},
+            "customer_access": {"oneOf": [{"type": "null"}, _object({"url": _STRING,
+                                                                    "expires_at": _TIME})]},
+        }),
+    }), "description": "What a webhook endpoint receives, signed with Standard Webhooks "
+                       "headers (webhook-id, webhook-timestamp, webhook-signature)"},
     "WebhookEvent": {**_object({
         "id": _STRING, "object": {"const": "webhook_event"}, "provider": _PROVIDER,
         "event_id": {"type": "string", "description": "the provider's own event id"},
@@ -113,7 +139,7 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 REQUEST_MODELS: list[type[BaseModel]] = [SessionCreate, AdminSessionCreate, MerchantCreate,
-                                         ApiKeyCreate]
+                                         ApiKeyCreate, WebhookEndpointCreate]
 
 
 def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -160,6 +186,20 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                "ApiKeyCreate", 201, _ref("ApiKey")),
     ("delete", "/v1/api_keys/{id}"): ("Revoke an API key", "api_keys", "merchant", None, 200,
                                       _ref("ApiKey")),
+    ("get", "/v1/invoices"): ("List invoices, newest first", "invoices", "merchant", None, 200,
+                              _list_of("Invoice")),
+    ("get", "/v1/invoices/{id}"): ("Retrieve an invoice", "invoices", "merchant", None, 200,
+                                   _ref("Invoice")),
+    ("get", "/v1/webhook_endpoints"): (
+        "List webhook endpoints (without secrets)", "webhook_endpoints", "merchant", None, 200,
+        _list_of("WebhookEndpoint")),
+    ("post", "/v1/webhook_endpoints"): (
+        "Create a webhook endpoint (signing secret shown once); the URL must be http(s) and "
+        "public", "webhook_endpoints", "merchant", "WebhookEndpointCreate", 201,
+        _ref("WebhookEndpoint")),
+    ("delete", "/v1/webhook_endpoints/{id}"): (
+        "Delete a webhook endpoint", "webhook_endpoints", "merchant", None, 200,
+        _ref("WebhookEndpoint")),
     ("get", "/session/{id}/status"): ("Public status of a session", "public", None, None, 200,
                                       _ref("SessionStatus")),
     ACCESS_PAGE: ("The customer's access page: session, invoice and (first visit only) the "
@@ -237,6 +277,13 @@ def document() -> dict[str, Any]:
         "info": {"title": "payhook", "version": __version__,
                  "description": "Payment sessions, provider webhooks and a transactional outbox"},
         "paths": paths,
+        "webhooks": {event: {"post": {
+            "summary": f"{event}, POSTed to each of the merchant's enabled endpoints",
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": _ref("Event")}}},
+            "responses": {"2XX": {"description": "delivered; 410 disables the endpoint, "
+                                                 "anything else is retried with backoff"}},
+        }} for event in ("checkout.session.paid", "checkout.session.failed")},
         "components": {
             "schemas": schemas,
             "securitySchemes": {

@@ -1,0 +1,36 @@
+"""``/v1/invoices``: one invoice per paid session, within the caller's merchant and mode."""
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from payhook.api import auth
+from payhook.api.responses import listing, page_request, query
+from payhook.api.state import state
+from payhook.db.engine import reading
+from payhook.effects.invoices import to_object
+from payhook.services import invoices
+
+
+async def list_invoices(request: Request) -> Response:
+    app = state(request)
+    page, _ = page_request(request)
+    async with reading(app.engine) as conn:
+        caller = await auth.merchant(request, conn)
+        found = await invoices.list_invoices(conn, caller, page)
+    return listing(found, to_object)
+
+
+async def get_invoice(request: Request) -> Response:
+    app = state(request)
+    query(request)
+    async with reading(app.engine) as conn:
+        caller = await auth.merchant(request, conn)
+        row = await invoices.get(conn, caller, request.path_params["id"])
+    return JSONResponse(to_object(row))
+
+
+routes = [
+    Route("/v1/invoices", list_invoices, methods=["GET"]),
+    Route("/v1/invoices/{id}", get_invoice, methods=["GET"]),
+]

@@ -1,0 +1,27 @@
+"""Invoices as merchants read them: the caller's merchant and mode only."""
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payhook.db.tables import invoices
+from payhook.errors import NotFound
+from payhook.services.api_keys import Caller
+from payhook.services.pagination import Page, PageRequest, fetch_page
+
+
+async def get(conn: AsyncConnection, caller: Caller, invoice_id: str) -> Any:
+    row = (await conn.execute(
+        select(invoices).where(*_own(caller), invoices.c.id == invoice_id))).first()
+    if row is None:
+        raise NotFound(f"no such invoice: {invoice_id}", param="id")
+    return row
+
+
+async def list_invoices(conn: AsyncConnection, caller: Caller, page: PageRequest) -> Page:
+    return await fetch_page(conn, invoices, page, _own(caller))
+
+
+def _own(caller: Caller) -> list[Any]:
+    return [invoices.c.merchant_id == caller.merchant_id, invoices.c.mode == caller.mode]

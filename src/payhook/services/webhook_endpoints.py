@@ -1,0 +1,89 @@
+"""Webhook endpoints: where a merchant receives ``checkout.session.*`` events.
+
+Each endpoint has its own Standard Webhooks signing secret (``whsec_`` + base64 of random
+bytes), answered once at creation and kept sealed (AES-GCM) because every delivery needs it
+again. Endpoints belong to the caller's merchant and mode; another's is answered like an
+unknown id. Deleted endpoints are kept (their deliveries refer to them) but no longer listed.
+"""
+
+import base64
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payhook import clock
+from payhook.crypto import Sealer
+from payhook.db.tables import webhook_endpoints as endpoints
+from payhook.errors import NotFound
+from payhook.ids import new_id
+from payhook.services.api_keys import Caller
+from payhook.services.pagination import Page, PageRequest, fetch_page
+
+SECRET_BYTES = 32  # Standard Webhooks asks for 24 to 64
+
+
+@dataclass(frozen=True)
+class CreatedEndpoint:
+    row: Any
+    secret: str  # shown once; only the sealed copy is stored
+
+
+def generate_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
+
+
+async def create(conn: AsyncConnection, sealer: Sealer, caller: Caller,
+                 url: str) -> CreatedEndpoint:
+    secret = generate_secret()
+    now = clock.now()
+    row = (await conn.execute(
+        endpoints.insert().values(
+            id=new_id("we"), merchant_id=caller.merchant_id, mode=caller.mode, url=url,
+            sealed_secret=sealer.seal(secret), status="enabled", created_at=now, updated_at=now,
+        ).returning(*endpoints.c)
+    )).one()
+    return CreatedEndpoint(row=row, secret=secret)
+
+
+async def list_endpoints(conn: AsyncConnection, caller: Caller, page: PageRequest) -> Page:
+    return await fetch_page(conn, endpoints, page, [*_own(caller),
+                                                    endpoints.c.status != "deleted"])
+
+
+async def delete(conn: AsyncConnection, caller: Caller, endpoint_id: str) -> Any:
+    """No more deliveries to it; deleting a deleted endpoint answers it again."""
+    deleted = (await conn.execute(
+        update(endpoints)
+        .where(*_own(caller), endpoints.c.id == endpoint_id, endpoints.c.status != "deleted")
+        .values(status="deleted", updated_at=clock.now())
+        .returning(*endpoints.c)
+    )).first()
+    if deleted is not None:
+        return deleted
+    existing = (await conn.execute(
+        select(endpoints).where(*_own(caller), endpoints.c.id == endpoint_id))).first()
+    if existing is None:
+        raise NotFound(f"no such webhook endpoint: {endpoint_id}", param="id")
+    return existing
+
+
+def _own(caller: Caller) -> list[Any]:
+    return [endpoints.c.merchant_id == caller.merchant_id, endpoints.c.mode == caller.mode]
+
+
+def to_object(row: Any, secret: str | None = None) -> dict[str, Any]:
+    document = {
+        "id": row.id,
+        "object": "webhook_endpoint",
+        "url": row.url,
+        "mode": row.mode,
+        "status": row.status,
+        "disabled_reason": row.disabled_reason,
+        "created_at": clock.iso(row.created_at),
+    }
+    if secret is not None:
+        document["secret"] = secret
+    return document

@@ -1,0 +1,96 @@
+"""Steps several tests take: pay a session through a signed provider webhook, then drain the
+outbox in this process with the real handler registry."""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from payhook import clock
+from payhook.config import Settings
+from payhook.db.tables import checkout_sessions, outbox_entries
+from payhook.domain.decisions import ACCESS_LINK, API_KEY
+from payhook.effects import HANDLERS, ORDER
+from payhook.effects.context import EffectContext
+from payhook.outbox.drain import Drainer, Handler
+from payhook.outbox.retry import RetryPolicy
+from payhook.services import api_keys
+from tests import signing
+from tests.conftest import MerchantAccount
+
+
+async def new_session(client, merchant, **body) -> str:
+    answer = await client.post("/v1/checkout/sessions", headers=merchant.headers,
+                               json={"amount": 1999, "currency": "usd", **body})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+async def stripe_event(client, session_id: str, kind: str = "payment_intent.succeeded") -> None:
+    raw, headers = signing.signed("stripe", signing.stripe_event(session_id, kind))
+    answer = await client.post("/webhooks/stripe", content=raw, headers=headers)
+    assert answer.status_code == 200 and answer.json()["outcome"] == "applied", answer.text
+
+
+async def live_account(app, merchant: MerchantAccount) -> MerchantAccount:
+    """The same merchant with a live key: what it sees is the live mode's."""
+    state = app.state.payhook
+    async with state.engine.begin() as conn:
+        issued = await api_keys.issue(conn, state.hasher, merchant.id, "live", None)
+    return MerchantAccount(id=merchant.id, key=issued.secret)
+
+
+async def paid_session(client, merchant) -> str:
+    session_id = await new_session(client, merchant)
+    await stripe_event(client, session_id)
+    return session_id
+
+
+async def _issue_test_link(context: EffectContext, entry) -> Callable[..., Awaitable[None]]:
+    """Stands in for the access-link effect until it is registered."""
+    session_id = entry.payload["session_id"]
+
+    async def write(conn) -> None:
+        await conn.execute(update(checkout_sessions).where(
+            checkout_sessions.c.id == session_id,
+            checkout_sessions.c.customer_access_url.is_(None)).values(
+            customer_access_url=f"{context.settings.public_base_url}/access/{session_id}"
+                                "?token=test",
+            customer_access_expires_at=clock.now() + timedelta(days=7)))
+
+    return write
+
+
+async def _nothing(_context: EffectContext, _entry) -> None:
+    return None
+
+
+def handlers(**overrides: Handler) -> dict[str, Handler]:
+    """The registry, with stand-ins only for effects not registered yet (never in src/)."""
+    return {ACCESS_LINK: _issue_test_link, API_KEY: _nothing, **HANDLERS, **overrides}
+
+
+def drainer(settings: Settings, engine, policy: RetryPolicy | None = None,
+            registry: dict[str, Handler] | None = None) -> Drainer:
+    return Drainer(engine, registry or handlers(), EffectContext.build(settings, engine),
+                   policy or RetryPolicy(0.01), order=ORDER)
+
+
+async def make_due(engine) -> None:
+    """Skip the backoff wait: every pending row is due now."""
+    async with engine.begin() as conn:
+        await conn.execute(update(outbox_entries).where(outbox_entries.c.status == "pending")
+                           .values(next_attempt_at=clock.now()))
+
+
+async def drain_until(drain: Drainer, done: Callable[[], Awaitable[bool]],
+                      timeout: float = 20.0) -> None:
+    """Drain until ``done()``, making backed-off rows due between rounds."""
+    deadline = time.monotonic() + timeout
+    while not await done():
+        assert time.monotonic() < deadline, "the outbox did not get there in time"
+        await drain.drain()
+        await make_due(drain.engine)
+        await asyncio.sleep(0.01)
