@@ -7,7 +7,7 @@ rows yields exactly-once effects.
 from collections.abc import Mapping
 
 from payhook.domain import decisions
-from payhook.effects import access_links, api_keys, email, invoices
+from payhook.effects import access_links, api_keys, deliveries, email, invoices, notifications
 from payhook.outbox.drain import Handler
 
 HANDLERS: Mapping[str, Handler] = {
@@ -15,6 +15,8 @@ HANDLERS: Mapping[str, Handler] = {
     decisions.API_KEY: api_keys.provision_key,
     decisions.ACCESS_LINK: access_links.issue_link,
     decisions.EMAIL: email.send_access_email,
+    decisions.NOTIFY: notifications.notify,
+    deliveries.DELIVER: deliveries.send,
 }
 
 # Within one session's rows: the invoice and the link exist before the notification carries them.

@@ -1,0 +1,215 @@
+"""``delivery.send``: POST one event to one merchant endpoint, signed the Standard Webhooks way.
+
+Every try leaves a ``delivery_attempts`` row (status code, duration, a snippet of the answer or
+the error). 2xx delivers. 410 Gone disables the endpoint and ends the delivery. Anything else —
+another status, a redirect (never followed), a timeout, an unreachable or non-public address —
+fails the attempt: its record is committed on its own, then the outbox retries the row with
+backoff, dead after the last attempt. Unless private URLs are allowed, the host is resolved and
+checked at every try, and the request goes to one of the checked addresses (with the original
+Host header and TLS server name), so DNS cannot swap in an internal address after the check.
+"""
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+from standardwebhooks.webhooks import Webhook
+
+from payhook import __version__, clock, net
+from payhook.db.engine import reading
+from payhook.db.tables import deliveries, delivery_attempts
+from payhook.db.tables import webhook_endpoints as endpoints
+from payhook.effects.context import EffectContext
+from payhook.ids import new_id
+from payhook.outbox.drain import Writes
+from payhook.outbox.store import Entry
+
+log = logging.getLogger("payhook.deliveries")
+
+DELIVER = "delivery.send"
+SNIPPET_CHARS = 500
+READ_LIMIT_BYTES = 4096  # of an answer: enough for the snippet, never the whole of a huge body
+DEADLINE_SECONDS = 20.0  # a whole try, resolution included (within the drain's handler timeout)
+
+
+class DeliveryFailed(Exception):
+    """This try did not deliver; the outbox retries with backoff."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    status_code: int | None
+    duration_ms: int
+    snippet: str | None = None
+    error: str | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one request goes: the URL (its host possibly replaced by a checked address)."""
+
+    url: httpx.URL
+    headers: dict[str, str]
+    extensions: dict[str, Any]
+
+
+async def send(context: EffectContext, entry: Entry) -> Writes | None:
+    delivery_id = entry.payload["delivery_id"]
+    async with reading(context.engine) as conn:
+        target = (await conn.execute(
+            select(deliveries, endpoints.c.url, endpoints.c.sealed_secret,
+                   endpoints.c.status.label("endpoint_status"))
+            .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
+            .where(deliveries.c.id == delivery_id))).one()
+    if target.status == "delivered":
+        return None
+    if target.endpoint_status != "enabled":  # disabled or deleted since: nothing to send
+        return _ended(delivery_id)
+    attempt = await _try(context, target)
+    log.info("delivery attempt", extra={
+        "delivery_id": delivery_id, "endpoint_id": target.endpoint_id,
+        "status_code": attempt.status_code, "duration_ms": attempt.duration_ms})
+    if attempt.delivered:
+        return _record(delivery_id, attempt, status="delivered", delivered_at=clock.now())
+    if attempt.status_code == 410:
+        return _gone(delivery_id, target.endpoint_id, attempt)
+    last = entry.attempts >= entry.max_attempts
+    async with context.engine.begin() as conn:  # kept even though this try fails
+        await _record(delivery_id, attempt, **({"status": "failed"} if last else {}))(conn)
+    raise DeliveryFailed(attempt.error or f"endpoint answered {attempt.status_code}")
+
+
+async def _try(context: EffectContext, target: Any) -> Attempt:
+    raw = json.dumps(target.body, separators=(",", ":")).encode()
+    headers = signed_headers(context.sealer.open(target.sealed_secret), target.event_id, raw,
+                             clock.now())
+    started = time.monotonic()
+
+    def elapsed() -> int:
+        return round((time.monotonic() - started) * 1000)
+
+    try:
+        async with asyncio.timeout(DEADLINE_SECONDS):
+            routes = await _routes(target.url, context.settings.allow_private_urls)
+            status_code, snippet = await _post(context.http, routes, raw, headers)
+    except (net.ForbiddenAddress, net.Unresolvable) as error:
+        return Attempt(None, elapsed(), error=f"refused: {error}")
+    except (httpx.HTTPError, TimeoutError) as error:
+        return Attempt(None, elapsed(), error=_describe(error))
+    return Attempt(status_code, elapsed(), snippet, _status_error(status_code))
+
+
+def signed_headers(secret: str, event_id: str, raw: bytes, now: datetime) -> dict[str, str]:
+    """Standard Webhooks headers over exactly ``raw``; ``webhook-id`` is the event id, the
+    same on every try, so the merchant can drop duplicates."""
+    return {
+        "content-type": "application/json",
+        "user-agent": f"payhook/{__version__}",
+        "webhook-id": event_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(event_id, now, raw.decode()),
+    }
+
+
+async def _routes(url: str, allow_private: bool) -> list[Route]:
+    if allow_private:
+        return [Route(httpx.URL(url), {}, {})]
+    return [pinned(url, address) for address in await net.public_addresses(url)]
+
+
+def pinned(url: str, address: net.IPAddress) -> Route:
+    """The request to ``url`` sent to ``address``: Host header and TLS server name (certificate
+    check included) stay the URL's host. ``Connection: close`` keeps a pooled connection made
+    for one host name from serving another that shares its address."""
+    parsed = httpx.URL(url)
+    if net.literal(parsed.host) is not None:
+        return Route(parsed, {}, {})
+    extensions = {"sni_hostname": parsed.raw_host.decode()} if parsed.scheme == "https" else {}
+    return Route(parsed.copy_with(host=str(address)),
+                 {"host": parsed.netloc.decode(), "connection": "close"}, extensions)
+
+
+async def _post(http: httpx.AsyncClient, routes: list[Route], raw: bytes,
+                headers: dict[str, str]) -> tuple[int, str]:
+    """POST to the first address that accepts a connection; the status and an answer snippet."""
+    for route in routes[:-1]:
+        try:
+            return await _post_once(http, route, raw, headers)
+        except httpx.ConnectError:
+            continue
+    return await _post_once(http, routes[-1], raw, headers)
+
+
+async def _post_once(http: httpx.AsyncClient, route: Route, raw: bytes,
+                     headers: dict[str, str]) -> tuple[int, str]:
+    async with http.stream("POST", route.url, content=raw, headers={**headers, **route.headers},
+                           extensions=route.extensions) as response:
+        read = b""
+        async for chunk in response.aiter_bytes():
+            read += chunk
+            if len(read) >= READ_LIMIT_BYTES:
+                break
+        return response.status_code, read.decode(errors="replace")[:SNIPPET_CHARS]
+
+
+def _status_error(status_code: int) -> str | None:
+    if 200 <= status_code < 300:
+        return None
+    if 300 <= status_code < 400:
+        return f"endpoint answered {status_code} (redirects are not followed)"
+    if status_code == 410:
+        return "endpoint answered 410 Gone: endpoint disabled"
+    return f"endpoint answered {status_code}"
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, TimeoutError | httpx.TimeoutException):
+        return f"timed out ({type(error).__name__})"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _record(delivery_id: str, attempt: Attempt, **delivery: Any) -> Writes:
+    """The attempt's row, and the delivery's count (and new status, if any)."""
+    async def write(conn: AsyncConnection) -> None:
+        await conn.execute(delivery_attempts.insert().values(
+            id=new_id("da"), delivery_id=delivery_id, attempted_at=clock.now(),
+            status_code=attempt.status_code, duration_ms=attempt.duration_ms,
+            response_snippet=attempt.snippet, error=attempt.error))
+        await conn.execute(update(deliveries).where(deliveries.c.id == delivery_id)
+                           .values(attempts=deliveries.c.attempts + 1, **delivery))
+
+    return write
+
+
+def _gone(delivery_id: str, endpoint_id: str, attempt: Attempt) -> Writes:
+    async def write(conn: AsyncConnection) -> None:
+        await _record(delivery_id, attempt, status="failed")(conn)
+        now = clock.now()
+        await conn.execute(
+            update(endpoints).where(endpoints.c.id == endpoint_id,
+                                    endpoints.c.status == "enabled")
+            .values(status="disabled", updated_at=now,
+                    disabled_reason=f"answered 410 Gone to delivery {delivery_id} at "
+                                    f"{clock.iso(now)}"))
+
+    return write
+
+
+def _ended(delivery_id: str) -> Writes:
+    async def write(conn: AsyncConnection) -> None:
+        await conn.execute(update(deliveries).where(deliveries.c.id == delivery_id,
+                                                    deliveries.c.status == "pending")
+                           .values(status="failed"))
+
+    return write

@@ -1,0 +1,306 @@
+"""Merchant webhooks end to end on PostgreSQL and SQLite: a session is paid (or fails) through a
+signed provider webhook, the outbox is drained in this process, and a real HTTP server on a
+loopback port receives the event and verifies it with the `standardwebhooks` package.
+"""
+
+import ipaddress
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+
+from payhook import net
+from payhook.db.tables import (
+    deliveries,
+    delivery_attempts,
+    outbox_entries,
+    webhook_endpoints,
+)
+from payhook.domain.decisions import ACCESS_LINK, FAILED, NOTIFY, PAID
+from payhook.effects.deliveries import DELIVER
+from payhook.outbox.drain import NotReady
+from payhook.outbox.retry import RetryPolicy
+from tests import flows
+from tests.conftest import make_settings
+from tests.merchant_server import MerchantServer, running
+
+MAX_ATTEMPTS = 3
+
+
+@pytest.fixture
+def settings(database_url):
+    """The merchant server listens on loopback, so private URLs are allowed here (one test
+    turns the check back on for the delivery)."""
+    return make_settings(database_url, allow_private_urls=True,
+                         outbox_max_attempts=MAX_ATTEMPTS)
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[MerchantServer]:
+    async with running() as merchant_server:
+        yield merchant_server
+
+
+@pytest.fixture
+async def drain(app):
+    state = app.state.payhook
+    drainer = flows.drainer(state.settings, state.engine, RetryPolicy(60))
+    yield drainer
+    await drainer.context.close()
+
+
+async def endpoint_for(client, merchant, server: MerchantServer, url: str | None = None) -> str:
+    answer = await client.post("/v1/webhook_endpoints", headers=merchant.headers,
+                               json={"url": url or server.url})
+    assert answer.status_code == 201, answer.text
+    server.secret = answer.json()["secret"]
+    return str(answer.json()["id"])
+
+
+async def table(app, which, *where):
+    async with app.state.payhook.engine.connect() as conn:
+        return (await conn.execute(select(which).where(*where))).all()
+
+
+async def outbox_row(app, kind: str):
+    [row] = await table(app, outbox_entries, outbox_entries.c.kind == kind)
+    return row
+
+
+async def finished(app, kind: str) -> bool:
+    rows = await table(app, outbox_entries, outbox_entries.c.kind == kind)
+    return bool(rows) and all(row.status in ("done", "dead") for row in rows)
+
+
+async def test_a_paid_session_is_delivered_once_signed_with_invoice_and_link(
+        client, app, merchant, other_merchant, server, drain):
+    endpoint_id = await endpoint_for(client, merchant, server)
+    live = await flows.live_account(app, merchant)
+    # Endpoints of another merchant and of the other mode never hear of this session.
+    for stranger in (other_merchant, live):
+        await client.post("/v1/webhook_endpoints", headers=stranger.headers,
+                          json={"url": server.url.replace("/hook", "/moved")})
+    session_id = await flows.paid_session(client, merchant)
+
+    await flows.drain_until(drain, lambda: finished(app, DELIVER))
+
+    [event] = server.verified
+    assert [entry.error for entry in server.received] == [None]
+    [received] = server.received
+    assert received.headers["webhook-id"] == event["id"] and event["id"].startswith("evt_")
+    assert received.headers["content-type"] == "application/json"
+    assert event["type"] == PAID and set(event) == {"id", "type", "created_at", "data"}
+    data = event["data"]
+    session = (await client.get(f"/v1/checkout/sessions/{session_id}",
+                                headers=merchant.headers)).json()
+    [invoice] = (await client.get("/v1/invoices", headers=merchant.headers)).json()["data"]
+    assert data["session"] == session and data["invoice"] == invoice
+    assert data["customer_access"] == session["customer_access"]
+    assert data["customer_access"]["url"].startswith(f"http://payhook.test/access/{session_id}")
+    assert server.redirects_followed == 0
+
+    [delivery] = await table(app, deliveries)
+    assert (delivery.endpoint_id, delivery.event_id, delivery.status, delivery.attempts) == (
+        endpoint_id, event["id"], "delivered", 1)
+    assert delivery.delivered_at is not None
+    [attempt] = await table(app, delivery_attempts)
+    assert (attempt.delivery_id, attempt.status_code, attempt.error) == (delivery.id, 200, None)
+    assert attempt.duration_ms >= 0 and attempt.response_snippet.startswith("answer 200")
+    assert len(attempt.response_snippet) == 500
+
+    # The notification runs again (a replay, a worker that lost its lease): same event, no
+    # second delivery.
+    async with app.state.payhook.engine.begin() as conn:
+        await conn.execute(update(outbox_entries).where(outbox_entries.c.kind == NOTIFY)
+                           .values(status="pending", attempts=0))
+    await flows.drain_until(drain, lambda: finished(app, NOTIFY))
+    async with app.state.payhook.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(deliveries)) == 1
+        assert await conn.scalar(select(func.count()).select_from(outbox_entries).where(
+            outbox_entries.c.kind == DELIVER)) == 1
+    assert len(server.received) == 1
+
+
+@pytest.mark.parametrize("status", [500, 302, 429])
+async def test_a_failing_endpoint_is_retried_with_backoff_then_dead(client, app, merchant,
+                                                                    server, drain, status):
+    server.answer = status
+    await endpoint_for(client, merchant, server)
+    await flows.paid_session(client, merchant)
+    await drain.drain()  # the notification, then the first try of its delivery
+
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        row = await outbox_row(app, DELIVER)
+        assert row.attempts == attempt and str(status) in row.last_error
+        if attempt < MAX_ATTEMPTS:  # backing off: not due again for about a minute
+            assert row.status == "pending"
+            assert (row.next_attempt_at - row.updated_at).total_seconds() > 30
+            assert await drain.drain() == 0
+            await flows.make_due(app.state.payhook.engine)
+            await drain.drain()
+    assert row.status == "dead" and [e["attempt"] for e in row.errors] == [1, 2, 3]
+
+    assert len(server.verified) == MAX_ATTEMPTS and server.redirects_followed == 0
+    assert len({entry.headers["webhook-id"] for entry in server.received}) == 1
+    attempts = await table(app, delivery_attempts)
+    assert [a.status_code for a in attempts] == [status] * MAX_ATTEMPTS
+    assert all(str(status) in a.error and len(a.response_snippet) <= 500 for a in attempts)
+    [delivery] = await table(app, deliveries)
+    assert (delivery.status, delivery.attempts, delivery.delivered_at) == (
+        "failed", MAX_ATTEMPTS, None)
+
+
+async def test_410_gone_disables_the_endpoint_and_ends_the_delivery(client, app, merchant,
+                                                                    server, drain):
+    server.answer = 410
+    endpoint_id = await endpoint_for(client, merchant, server)
+    await flows.paid_session(client, merchant)
+    await flows.drain_until(drain, lambda: finished(app, DELIVER))
+
+    row = await outbox_row(app, DELIVER)
+    assert (row.status, row.attempts) == ("done", 1)
+    [delivery] = await table(app, deliveries)
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    [attempt] = await table(app, delivery_attempts)
+    assert attempt.status_code == 410
+    [endpoint] = (await client.get("/v1/webhook_endpoints", headers=merchant.headers)).json()[
+        "data"]
+    assert (endpoint["id"], endpoint["status"]) == (endpoint_id, "disabled")
+    assert "410" in endpoint["disabled_reason"]
+
+    # A disabled endpoint gets nothing more.
+    await flows.paid_session(client, merchant)
+    await flows.drain_until(drain, lambda: finished(app, NOTIFY))
+    assert len(await table(app, deliveries)) == 1 and len(server.received) == 1
+
+
+async def test_a_hanging_endpoint_times_out_as_a_failed_attempt(client, app, merchant, server,
+                                                               drain):
+    server.answer = "hang"
+    await drain.context.http.aclose()
+    drain.context.http = httpx.AsyncClient(timeout=httpx.Timeout(0.5), follow_redirects=False,
+                                           trust_env=False)
+    await endpoint_for(client, merchant, server)
+    await flows.paid_session(client, merchant)
+    await drain.drain()
+
+    row = await outbox_row(app, DELIVER)
+    assert (row.status, row.attempts) == ("pending", 1) and "timed out" in row.last_error
+    [attempt] = await table(app, delivery_attempts)
+    assert attempt.status_code is None and "timed out" in attempt.error
+    assert 400 <= attempt.duration_ms < 5000
+    [delivery] = await table(app, deliveries)
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+
+
+async def test_a_private_address_is_refused_again_at_delivery(client, app, merchant, server,
+                                                              database_url):
+    """Created while private URLs were allowed; delivered with the check on: no request."""
+    await endpoint_for(client, merchant, server)
+    await flows.paid_session(client, merchant)
+    strict = make_settings(database_url, allow_private_urls=False,
+                           outbox_max_attempts=MAX_ATTEMPTS)
+    drainer = flows.drainer(strict, app.state.payhook.engine, RetryPolicy(60))
+    try:
+        await flows.drain_until(drainer, lambda: finished(app, DELIVER))
+    finally:
+        await drainer.context.close()
+
+    assert server.received == []
+    row = await outbox_row(app, DELIVER)
+    assert row.status == "dead" and "refused" in row.last_error and "127.0.0.1" in row.last_error
+    attempts = await table(app, delivery_attempts)
+    assert len(attempts) == MAX_ATTEMPTS
+    assert all(a.status_code is None and "non-public" in a.error for a in attempts)
+
+
+async def test_a_checked_delivery_goes_to_the_checked_address(client, app, merchant, server,
+                                                              database_url, monkeypatch):
+    """The name is resolved once, checked, and that very address is used (no second lookup
+    that DNS could answer differently); Host names the URL's host."""
+    url = f"http://merchant.invalid:{server.port}/hook"
+    await endpoint_for(client, merchant, server, url)
+    lookups: list[str] = []
+
+    async def resolve(host, port=None):
+        lookups.append(host)
+        return [ipaddress.ip_address("127.0.0.1")]
+
+    monkeypatch.setattr(net, "resolve", resolve)
+    monkeypatch.setattr(net, "is_forbidden", lambda address: False)  # 127.0.0.1 "is public"
+    await flows.paid_session(client, merchant)
+    strict = make_settings(database_url, allow_private_urls=False)
+    drainer = flows.drainer(strict, app.state.payhook.engine)
+    try:
+        await flows.drain_until(drainer, lambda: finished(app, DELIVER))
+    finally:
+        await drainer.context.close()
+
+    assert lookups == ["merchant.invalid"]
+    [received] = server.received
+    assert received.error is None and received.headers["host"] == f"merchant.invalid:{server.port}"
+    [delivery] = await table(app, deliveries)
+    assert delivery.status == "delivered"
+
+
+async def test_a_failed_session_notifies_checkout_session_failed(client, app, merchant, server,
+                                                                 drain):
+    await endpoint_for(client, merchant, server)
+    session_id = await flows.new_session(client, merchant)
+    await flows.stripe_event(client, session_id, "payment_intent.canceled")
+    await flows.drain_until(drain, lambda: finished(app, DELIVER))
+
+    [event] = server.verified
+    assert event["type"] == FAILED
+    assert event["data"]["session"]["id"] == session_id
+    assert event["data"]["session"]["status"] == "failed"
+    assert event["data"]["invoice"] is None and event["data"]["customer_access"] is None
+
+
+async def test_the_paid_event_waits_for_its_link_and_fails_when_the_link_is_dead(
+        client, app, merchant, server):
+    async def broken(_context, _entry):
+        raise RuntimeError("link service down")
+
+    await endpoint_for(client, merchant, server)
+    await flows.paid_session(client, merchant)
+    state = app.state.payhook
+    drainer = flows.drainer(state.settings, state.engine, RetryPolicy(60),
+                            registry=flows.handlers(**{ACCESS_LINK: broken}))
+    try:
+        await drainer.drain()
+        notify = await outbox_row(app, NOTIFY)
+        assert (notify.status, notify.attempts) == ("pending", 0)  # postponed, no attempt used
+        assert notify.last_error is None and await table(app, deliveries) == []
+        await flows.drain_until(drainer, lambda: finished(app, ACCESS_LINK))
+        await drainer.drain()
+    finally:
+        await drainer.context.close()
+    notify = await outbox_row(app, NOTIFY)
+    assert notify.attempts >= 1 and "waiting for dead outbox rows: access_link.issue" in (
+        notify.last_error)
+    assert server.received == []
+
+
+async def test_a_deleted_endpoint_is_skipped(client, app, merchant, server, drain):
+    async def hold(_context, _entry):
+        raise NotReady("held until the endpoint is deleted", retry_in=60)
+
+    endpoint_id = await endpoint_for(client, merchant, server)
+    await flows.paid_session(client, merchant)
+    state = app.state.payhook
+    holding = flows.drainer(state.settings, state.engine,
+                            registry=flows.handlers(**{DELIVER: hold}))
+    try:
+        await holding.drain()
+    finally:
+        await holding.context.close()
+    assert len(await table(app, deliveries)) == 1
+    await client.delete(f"/v1/webhook_endpoints/{endpoint_id}", headers=merchant.headers)
+    await flows.drain_until(drain, lambda: finished(app, DELIVER))
+    assert server.received == []
+    [delivery] = await table(app, deliveries)
+    assert (delivery.status, delivery.attempts) == ("failed", 0)
+    [endpoint] = await table(app, webhook_endpoints)
+    assert endpoint.status == "deleted"
