@@ -93,7 +93,8 @@ class PostgresWriter:
     @classmethod
     async def connect(cls, database_url: str, max_attempts: int, crypto: frozenset[str],
                       size: int = 20) -> "PostgresWriter":
-        pool = await asyncpg.create_pool(dsn(database_url), min_size=1, max_size=size,
+        # min_size=0: start even while the database is down (requests then answer 503).
+        pool = await asyncpg.create_pool(dsn(database_url), min_size=0, max_size=size,
                                          connection_class=_Connection)
         return cls(pool, max_attempts, crypto)
 

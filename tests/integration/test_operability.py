@@ -7,6 +7,7 @@ import logging
 import httpx
 
 from payhook.app import create_app
+from tests import signing
 from tests.conftest import ADMIN_TOKEN, make_settings
 
 
@@ -38,7 +39,9 @@ async def test_unreachable_database_is_503(tmp_path):
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            raw, headers = signing.signed("stripe", signing.stripe_event("cs_any"))
             for answer in (
+                await client.post("/webhooks/stripe", content=raw, headers=headers),
                 await client.get("/readyz"),
                 await client.get("/v1/checkout/sessions",
                                  headers={"Authorization": "Bearer sk_test_" + "a" * 40}),

@@ -7,6 +7,7 @@ unexpected is a 500 with no detail (logged with its traceback, never sent).
 import logging
 from typing import Any
 
+import asyncpg
 from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -48,11 +49,17 @@ async def on_http_exception(_request: Request, error: Exception) -> Response:
     return error_response(kind(message), headers=dict(error.headers or {}))
 
 
+_ASYNCPG_OUTAGES = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                    asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
+                    asyncpg.AdminShutdownError)
+
+
 def is_storage_outage(error: BaseException) -> bool:
     """Whether the database could not be reached or used, as opposed to a bug of ours."""
     if isinstance(error, sa.DBAPIError) and error.connection_invalidated:
         return True
-    return isinstance(error, sa.OperationalError | sa.InterfaceError | sa.TimeoutError | OSError)
+    return isinstance(error, (sa.OperationalError, sa.InterfaceError, sa.TimeoutError, OSError,
+                              *_ASYNCPG_OUTAGES))
 
 
 async def on_storage_error(_request: Request, error: Exception) -> Response:
@@ -73,5 +80,7 @@ HANDLERS: dict[Any, Any] = {
     HTTPException: on_http_exception,
     sa.SQLAlchemyError: on_storage_error,
     OSError: on_storage_error,
+    asyncpg.PostgresError: on_storage_error,
+    asyncpg.InterfaceError: on_storage_error,
     Exception: on_unexpected,
 }

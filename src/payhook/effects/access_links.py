@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the context holds an AccessLinks: import it for annotations
 AUDIENCE = "payhook:access"
 ISSUER = "payhook"
 ALGORITHM = "HS256"
+CLOCK_SKEW_SECONDS = 30  # the worker that signs and the web process that checks may disagree
 REQUIRED_CLAIMS = ["exp", "iat", "aud", "iss", "sub", "jti"]
 
 
@@ -74,7 +75,7 @@ class AccessLinks:
         """
         try:
             return jwt.decode(token, self._key, algorithms=[ALGORITHM], audience=AUDIENCE,
-                              issuer=ISSUER, subject=session_id,
+                              issuer=ISSUER, subject=session_id, leeway=CLOCK_SKEW_SECONDS,
                               options={"require": REQUIRED_CLAIMS, "strict_aud": True})
         except jwt.PyJWTError:
             raise InvalidLink() from None

@@ -94,7 +94,7 @@ async def revoke(conn: AsyncConnection, caller: Caller, key_id: str) -> Any:
     revoked = (await conn.execute(
         update(api_keys)
         .where(*_own(caller), api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-        .values(revoked_at=clock.now())
+        .values(revoked_at=clock.now(), sealed_secret=None)  # never reveal a revoked key
         .returning(*api_keys.c)
     )).first()
     if revoked is not None:
