@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import payhook.db.types
+
 revision: str = '0002'
 down_revision: str | None = '0001'
 branch_labels: str | Sequence[str] | None = None

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import payhook.db.types
+
 revision: str = '0003'
 down_revision: str | None = '0002'
 branch_labels: str | Sequence[str] | None = None

@@ -192,7 +192,8 @@ def test_web3_accepts_one_good_signature_among_several():
     assert web3.verify(raw, headers, WEB3).session_id == "cs_3"
 
 
-@pytest.mark.parametrize("tx", ["0x123", "0x" + "g" * 64, "ab" * 32, 5, None])
+@pytest.mark.parametrize("tx", ["0x123", "0x" + "g" * 64, "ab" * 32, 5, None,
+                                "0x" + "a" * 64 + "\n", " 0x" + "a" * 64])
 def test_web3_rejects_malformed_transaction_hashes(tx):
     body = {**signing.web3_event("cs_3"), "blockchain_tx_id": tx}
     raw, headers = signing.signed("web3", body)

@@ -24,7 +24,7 @@ from payhook.providers.base import (
 NAME = "web3"
 ID, TIMESTAMP, SIGNATURE = "webhook-id", "webhook-timestamp", "webhook-signature"
 EVENTS = frozenset({"payment.detected", "payment.confirmed", "transfer.confirmed"})
-TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
+TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
 def _expected(secret: str, message_id: str, stamp: int, body: str) -> str:
@@ -54,7 +54,7 @@ def verify(raw: bytes, headers: Mapping[str, str], context: VerifyContext) -> Pr
     session_id = text_field(body, "session_id")
     tx_hash = body.get("blockchain_tx_id")
     handled = kind in EVENTS and session_id is not None
-    if handled and (not isinstance(tx_hash, str) or not TX_HASH.match(tx_hash)):
+    if handled and (not isinstance(tx_hash, str) or not TX_HASH.fullmatch(tx_hash)):
         raise InvalidWebhook("blockchain_tx_id must be 0x and 64 hex digits",
                              param="blockchain_tx_id")
     return ProviderEvent(
