@@ -122,6 +122,15 @@ class WebhookEndpointCreate(Strict):
         return value
 
 
+class ReplayOne(Strict):
+    reason: Annotated[StrictStr, Field(max_length=1000)] | None = None
+
+
+class ReplayMany(ReplayOne):
+    status: Literal["dead"]
+    kind: Annotated[StrictStr, Field(min_length=1, max_length=40)] | None = None
+
+
 class Empty(Strict):
     """A body that must carry no fields (e.g. cancel)."""
 

@@ -46,3 +46,39 @@ def test_a_bad_setting_stops_with_one_line_naming_it(tmp_path):
     env["PAYHOOK_WEBHOOK_TOLERANCE_SECONDS"] = "abc"
     result = run("serve", env=env, cwd=tmp_path)
     assert result.returncode == 2 and "PAYHOOK_WEBHOOK_TOLERANCE_SECONDS" in result.stderr
+
+
+def test_outbox_commands_list_show_and_replay(tmp_path, pg_url):
+    import asyncio
+    import json
+
+    from payhook import clock
+    from payhook.db.engine import create_engine
+    from payhook.db.tables import outbox_entries
+    from payhook.outbox import store
+
+    async def add_dead() -> str:
+        entry = store.new_entry("delivery.send", {"session_id": "cs_1"}, clock.now(), 2)
+        entry.update(status="dead", attempts=2, last_error="HTTP 503")
+        engine = create_engine(pg_url)
+        async with engine.begin() as conn:
+            await conn.execute(outbox_entries.insert().values(entry))
+        await engine.dispose()
+        return entry["id"]
+
+    dead = asyncio.run(add_dead())
+    env = {**clean_environment(), "DATABASE_URL": pg_url,
+           "PAYHOOK_SECRET_KEY": make_settings(pg_url).require_secret(),
+           "PAYHOOK_ADMIN_TOKEN": make_settings(pg_url).require_admin_token()}
+    listed = json.loads(run("outbox", "list", "--status", "dead", env=env, cwd=tmp_path).stdout)
+    assert [e["id"] for e in listed["data"]] == [dead]
+    shown = json.loads(run("outbox", "show", dead, env=env, cwd=tmp_path).stdout)
+    assert shown["last_error"] == "HTTP 503"
+    dry = json.loads(run("outbox", "replay", "--all-dead", "--dry-run", env=env,
+                         cwd=tmp_path).stdout)
+    assert dry["would_replay"] == [dead]
+    replayed = run("outbox", "replay", dead, "--reason", "endpoint back", env=env, cwd=tmp_path)
+    assert replayed.returncode == 0 and json.loads(replayed.stdout)["status"] == "pending"
+    again = run("outbox", "replay", dead, env=env, cwd=tmp_path)
+    assert again.returncode == 1 and "only dead entries" in again.stderr
+    assert run("outbox", "replay", env=env, cwd=tmp_path).returncode == 2

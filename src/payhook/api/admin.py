@@ -10,7 +10,9 @@ from payhook.api.responses import listing, page_request, query
 from payhook.api.state import state
 from payhook.db.engine import reading
 from payhook.errors import InvalidRequest
-from payhook.schemas import AdminSessionCreate, MerchantCreate, parse
+from payhook.observability import request_id
+from payhook.outbox import operators
+from payhook.schemas import AdminSessionCreate, MerchantCreate, ReplayMany, ReplayOne, parse
 from payhook.services import anomalies, events, merchants, sessions
 
 
@@ -68,10 +70,63 @@ async def list_anomalies(request: Request) -> Response:
     return listing(found, anomalies.to_object)
 
 
+async def list_outbox(request: Request) -> Response:
+    app = state(request)
+    auth.admin(request)
+    page, params = page_request(request, filters=("status", "kind"))
+    async with reading(app.engine) as conn:
+        found = await operators.list_entries(conn, page, status=params.get("status"),
+                                             kind=params.get("kind"))
+    return listing(found, operators.to_object)
+
+
+async def get_outbox_entry(request: Request) -> Response:
+    app = state(request)
+    auth.admin(request)
+    query(request)
+    async with reading(app.engine) as conn:
+        row = await operators.get_entry(conn, request.path_params["id"])
+    return JSONResponse(operators.to_object(row))
+
+
+async def replay_outbox_entry(request: Request) -> Response:
+    app = state(request)
+    auth.admin(request)
+    query(request)
+    body = parse(ReplayOne, await read_object(request))
+    async with app.engine.begin() as conn:
+        row = await operators.replay_one(conn, request.path_params["id"], _actor(request),
+                                         body.reason)
+    app.nudge()
+    return JSONResponse(operators.to_object(row))
+
+
+async def replay_outbox(request: Request) -> Response:
+    app = state(request)
+    auth.admin(request)
+    query(request)
+    body = parse(ReplayMany, await read_object(request))
+    async with app.engine.begin() as conn:
+        replayed = await operators.replay_dead(conn, _actor(request), kind=body.kind,
+                                               reason=body.reason)
+    app.nudge()
+    return JSONResponse({"replayed": len(replayed), "ids": replayed})
+
+
+def _actor(request: Request) -> str:
+    """The admin token is shared, so the audit names the request: client and request id."""
+    client = request.client.host if request.client else "unknown"
+    return f"admin-api:{client}:{request_id.get() or '-'}"
+
+
 routes = [
     Route("/admin/merchants", create_merchant, methods=["POST"]),
     Route("/admin/checkout/sessions", create_session, methods=["POST"]),
     Route("/admin/events", list_events, methods=["GET"]),
     Route("/admin/events/{id}", get_event, methods=["GET"]),
     Route("/admin/anomalies", list_anomalies, methods=["GET"]),
+    Route("/admin/outbox", list_outbox, methods=["GET"]),
+    Route("/admin/outbox/replay", replay_outbox, methods=["POST"]),
+    Route("/admin/outbox/{id}", get_outbox_entry, methods=["GET"]),
+    Route("/admin/outbox/{id}/replay", replay_outbox_entry, methods=["POST"]),
 ]

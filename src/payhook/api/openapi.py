@@ -13,12 +13,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from payhook import __version__
-from payhook.db.tables import EVENT_OUTCOMES, SESSION_STATUSES
+from payhook.db.tables import EVENT_OUTCOMES, OUTBOX_STATUSES, SESSION_STATUSES
 from payhook.providers import VERIFIERS
 from payhook.schemas import (
     AdminSessionCreate,
     ApiKeyCreate,
     MerchantCreate,
+    ReplayMany,
+    ReplayOne,
     SessionCreate,
     WebhookEndpointCreate,
 )
@@ -136,10 +138,23 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     "ProviderEvent": {"type": "object",
                       "description": "the provider's signed event, verified over the raw bytes"},
     "WebhookReceipt": _object({"received": {"const": True}, "outcome": _OUTCOME}),
+    "OutboxEntry": _object({
+        "id": _STRING, "object": {"const": "outbox_entry"}, "kind": _STRING,
+        "payload": {"type": "object"}, "status": {"enum": list(OUTBOX_STATUSES)},
+        "attempts": _INTEGER, "max_attempts": _INTEGER, "next_attempt_at": _TIME,
+        "locked_by": _NULLABLE_STRING, "locked_until": _NULLABLE_TIME,
+        "last_error": _NULLABLE_STRING,
+        "errors": {"type": "array", "items": {"type": "object"},
+                   "description": "every failed attempt: attempt, at, error"},
+        "created_at": _TIME, "updated_at": _TIME,
+    }),
+    "ReplayResult": _object({"replayed": _INTEGER,
+                             "ids": {"type": "array", "items": _STRING}}),
 }
 
 REQUEST_MODELS: list[type[BaseModel]] = [SessionCreate, AdminSessionCreate, MerchantCreate,
-                                         ApiKeyCreate, WebhookEndpointCreate]
+                                         ApiKeyCreate, WebhookEndpointCreate, ReplayOne,
+                                         ReplayMany]
 
 
 def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -151,6 +166,8 @@ LIST_FILTERS: dict[str, list[dict[str, Any]]] = {
     "/v1/checkout/sessions": [_query("status", {"enum": list(SESSION_STATUSES)})],
     "/admin/events": [_query("provider", _PROVIDER), _query("outcome", _OUTCOME)],
     "/admin/anomalies": [_query("kind", _STRING), _query("session_id", _STRING)],
+    "/admin/outbox": [_query("status", {"enum": list(OUTBOX_STATUSES)}),
+                      _query("kind", _STRING)],
 }
 
 _ERRORS = {"400": "invalid request", "401": "missing, invalid or revoked credentials",
@@ -222,6 +239,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         None, 200, _ref("WebhookEvent")),
     ("get", "/admin/anomalies"): (
         "List anomalies, newest first", "admin", "admin", None, 200, _list_of("Anomaly")),
+    ("get", "/admin/outbox"): (
+        "List outbox entries (attempts, next attempt, last error)", "admin", "admin", None, 200,
+        _list_of("OutboxEntry")),
+    ("get", "/admin/outbox/{id}"): ("One outbox entry with its errors", "admin", "admin", None,
+                                    200, _ref("OutboxEntry")),
+    ("post", "/admin/outbox/{id}/replay"): (
+        "A dead entry back to pending with fresh attempts (audited); anything else is a 409",
+        "admin", "admin", "ReplayOne", 200, _ref("OutboxEntry")),
+    ("post", "/admin/outbox/replay"): (
+        "Every dead entry (of one kind) back to pending (audited)", "admin", "admin",
+        "ReplayMany", 200, _ref("ReplayResult")),
     ("post", "/webhooks/{provider}"): (
         "Receive a provider's signed event (stripe, onecom, web3)", "webhooks", None,
         "ProviderEvent", 200, _ref("WebhookReceipt")),
