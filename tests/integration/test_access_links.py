@@ -1,55 +1,28 @@
 """access_link.issue and email.send on both databases: the link's JWT, one link per session,
 and exactly one e-mail to the customer through a real SMTP peer (aiosmtpd on loopback)."""
 
-import email
-import email.policy
 import logging
-import socket
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
-from aiosmtpd.controller import Controller
 
 from payhook import clock
 from payhook.crypto import derive_key
 from payhook.domain.decisions import ACCESS_LINK, EMAIL
 from tests.conftest import SECRET_KEY
+from tests.e2e.conftest import free_port
 from tests.paying import drain, outbox_rows, paid_session, rerun, session_row
+from tests.smtp_inbox import running_inbox
 
 CUSTOMER = "customer@shop.example"
 
 
-class Inbox:
-    """An aiosmtpd handler keeping every message it accepts."""
-
-    def __init__(self) -> None:
-        self.envelopes: list = []
-
-    async def handle_DATA(self, _server, _session, envelope):
-        self.envelopes.append(envelope)
-        return "250 OK"
-
-    def messages(self) -> list[email.message.EmailMessage]:
-        return [email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-                for envelope in self.envelopes]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def inbox():
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    handler.url = f"smtp://127.0.0.1:{controller.port}?from=shop@payhook.test"
-    yield handler
-    controller.stop()
+    with running_inbox() as handler:
+        yield handler
 
 
 @pytest.fixture
