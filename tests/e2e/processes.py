@@ -149,3 +149,16 @@ def new_merchant(base_url: str) -> dict[str, str]:
                         headers=admin_headers(), timeout=10)
     answer.raise_for_status()
     return {"Authorization": f"Bearer {answer.json()['api_key']['secret']}"}
+
+
+async def fetch_value(database_url: str, sql: str):
+    """One value straight from the test's PostgreSQL database."""
+    import asyncpg
+
+    from tests.conftest import _dsn
+
+    conn = await asyncpg.connect(_dsn(database_url))
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()

@@ -6,13 +6,18 @@ import asyncio
 import time
 from urllib.parse import parse_qs, urlsplit
 
-import asyncpg
 import httpx
 import pytest
 
 from tests import signing
-from tests.conftest import _dsn
-from tests.e2e.processes import RedisServer, admin_headers, service_env, web, worker
+from tests.e2e.processes import (
+    RedisServer,
+    admin_headers,
+    fetch_value,
+    service_env,
+    web,
+    worker,
+)
 from tests.merchant_server import running
 from tests.smtp_inbox import running_inbox
 
@@ -20,11 +25,7 @@ SESSIONS = 12
 
 
 async def count(url: str, sql: str) -> int:
-    conn = await asyncpg.connect(_dsn(url))
-    try:
-        return int(await conn.fetchval(sql))
-    finally:
-        await conn.close()
+    return int(await fetch_value(url, sql))
 
 
 async def eventually(check, seconds: float, what: str) -> None:

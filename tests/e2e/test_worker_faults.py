@@ -4,24 +4,23 @@ Redis outages and kill -9 lose nothing and duplicate nothing."""
 import asyncio
 import time
 
-import asyncpg
 import httpx
 import pytest
 
 from tests import signing
-from tests.conftest import _dsn
-from tests.e2e.processes import RedisServer, new_merchant, service_env, wait_for, web, worker
+from tests.e2e.processes import (
+    RedisServer,
+    fetch_value,
+    new_merchant,
+    service_env,
+    wait_for,
+    web,
+    worker,
+)
 
 
 def query(url: str, sql: str):
-    async def run():
-        conn = await asyncpg.connect(_dsn(url))
-        try:
-            return await conn.fetchval(sql)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
+    return asyncio.run(fetch_value(url, sql))
 
 
 def create_sessions(base: str, headers: dict[str, str], count: int) -> list[str]:
