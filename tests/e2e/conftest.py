@@ -5,6 +5,7 @@ import socket
 import time
 
 import httpx
+import pytest
 
 
 def free_port() -> int:
@@ -30,3 +31,13 @@ def wait_until_up(url: str, seconds: float, alive: "callable[[], bool]") -> None
             pass
         time.sleep(0.5)
     raise AssertionError(f"{url} did not answer within {seconds} s")
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A Redis of the test's own, on a free port, that the test may stop and start again."""
+    from tests.e2e.processes import RedisServer
+
+    server = RedisServer(tmp_path).start()
+    yield server
+    server.stop()

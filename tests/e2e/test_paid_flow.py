@@ -11,7 +11,6 @@ import pytest
 
 from tests import signing
 from tests.e2e.processes import (
-    RedisServer,
     admin_headers,
     fetch_value,
     service_env,
@@ -37,11 +36,6 @@ async def eventually(check, seconds: float, what: str) -> None:
     raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.slow

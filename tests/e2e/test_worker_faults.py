@@ -9,7 +9,6 @@ import pytest
 
 from tests import signing
 from tests.e2e.processes import (
-    RedisServer,
     fetch_value,
     new_merchant,
     service_env,
@@ -40,11 +39,6 @@ def pay(base: str, session_ids: list[str]) -> list[int]:
     return statuses
 
 
-@pytest.fixture
-def redis_server(tmp_path):
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.slow
