@@ -4,14 +4,12 @@ outbox in this process with the real handler registry."""
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 
 from sqlalchemy import update
 
 from payhook import clock
 from payhook.config import Settings
-from payhook.db.tables import checkout_sessions, outbox_entries
-from payhook.domain.decisions import ACCESS_LINK, API_KEY
+from payhook.db.tables import outbox_entries
 from payhook.effects import HANDLERS, ORDER
 from payhook.effects.context import EffectContext
 from payhook.outbox.drain import Drainer, Handler
@@ -48,28 +46,9 @@ async def paid_session(client, merchant) -> str:
     return session_id
 
 
-async def _issue_test_link(context: EffectContext, entry) -> Callable[..., Awaitable[None]]:
-    """Stands in for the access-link effect until it is registered."""
-    session_id = entry.payload["session_id"]
-
-    async def write(conn) -> None:
-        await conn.execute(update(checkout_sessions).where(
-            checkout_sessions.c.id == session_id,
-            checkout_sessions.c.customer_access_url.is_(None)).values(
-            customer_access_url=f"{context.settings.public_base_url}/access/{session_id}"
-                                "?token=test",
-            customer_access_expires_at=clock.now() + timedelta(days=7)))
-
-    return write
-
-
-async def _nothing(_context: EffectContext, _entry) -> None:
-    return None
-
-
 def handlers(**overrides: Handler) -> dict[str, Handler]:
-    """The registry, with stand-ins only for effects not registered yet (never in src/)."""
-    return {ACCESS_LINK: _issue_test_link, API_KEY: _nothing, **HANDLERS, **overrides}
+    """The real registry, with a test's own handlers in place of some."""
+    return {**HANDLERS, **overrides}
 
 
 def drainer(settings: Settings, engine, policy: RetryPolicy | None = None,
