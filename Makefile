@@ -30,9 +30,12 @@ run: $(VENV)/.run
 	@echo "     $(BIN)/payhook merchants create \"My shop\""
 	@echo "2. Create a checkout session with that key:"
 	@echo "     curl -s -X POST $(URL)/v1/checkout/sessions -H 'Authorization: Bearer sk_test_...' -H 'Content-Type: application/json' -d '{\"amount\": 1999, \"currency\": \"usd\"}'"
+	@echo "3. Pay it with a signed Stripe event (no Stripe account needed), then look at it again:"
+	@echo "     $(BIN)/payhook trigger stripe --session cs_... --url $(URL)/webhooks/stripe"
+	@echo "     curl -s $(URL)/v1/checkout/sessions/cs_... -H 'Authorization: Bearer sk_test_...'"
 	@echo "API description: $(URL)/openapi.json   Stop with Ctrl-C."
 	@echo ""
-	@exec $(BIN)/payhook serve --host $(HOST) --port $(PORT)
+	@PAYHOOK_PUBLIC_BASE_URL=$${PAYHOOK_PUBLIC_BASE_URL:-$(URL)} exec $(BIN)/payhook serve --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.test
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -6,6 +6,7 @@ import re
 import shlex
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -50,6 +51,27 @@ def test_make_run_serves_and_its_instructions_work(fresh_clone: Path, tmp_path: 
         answer = subprocess.run(["bash", "-c", curl], check=True, capture_output=True, text=True)
         session = json.loads(answer.stdout)
         assert session["id"].startswith("cs_") and session["status"] == "created"
+
+        # Step 3: a signed Stripe event pays it; the drain inside the web process does the rest.
+        commands = [line.strip().replace("cs_...", session["id"]).replace(
+            "sk_test_...", key.group()) for line in printed.splitlines()
+            if "trigger stripe" in line or ("curl -s " in line and "cs_..." in line)]
+        trigger, look = commands
+        paid = subprocess.run(shlex.split(trigger), cwd=fresh_clone, env=clean_environment(),
+                              capture_output=True, text=True)
+        assert paid.returncode == 0 and json.loads(paid.stdout)["outcome"] == "applied", \
+            paid.stderr
+        deadline = time.monotonic() + 30
+        while True:
+            seen = json.loads(subprocess.run(["bash", "-c", look], check=True,
+                                             capture_output=True, text=True).stdout)
+            if seen["customer_access"] is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert seen["status"] == "paid" and seen["invoice_id"].startswith("in_")
+        assert seen["customer_access"]["url"].startswith(f"{base}/access/{session['id']}")
+        access = httpx.get(seen["customer_access"]["url"], timeout=5).json()
+        assert access["api_key"] is None  # the merchant has an active test key already
 
         # Tokens in query strings never reach the log (uvicorn's access log is replaced).
         httpx.get(f"{base}/access/{session['id']}?token=eyJnever-logged", timeout=5)
