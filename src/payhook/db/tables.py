@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -280,6 +281,25 @@ class OutboxReplay(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class OnchainPayment(Base):
+    """A transaction verified on chain as a session's payment (a late one too: the claim stays
+    for the operator). One row per (chain id, tx hash), ever, whichever session or merchant
+    claims it: a transaction never pays twice."""
+
+    __tablename__ = "onchain_payments"
+    __table_args__ = (UniqueConstraint("chain_id", "tx_hash"), Index(None, "session_id"))
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))  # 0x + 64 lowercase hex
+    session_id: Mapped[str] = mapped_column(ForeignKey("checkout_sessions.id"))
+    currency: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(Amount)  # what the chain shows was received
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 merchants = cast(Table, Merchant.__table__)
 api_keys = cast(Table, ApiKey.__table__)
 checkout_sessions = cast(Table, CheckoutSession.__table__)
@@ -292,3 +312,4 @@ webhook_endpoints = cast(Table, WebhookEndpoint.__table__)
 deliveries = cast(Table, Delivery.__table__)
 delivery_attempts = cast(Table, DeliveryAttempt.__table__)
 outbox_replays = cast(Table, OutboxReplay.__table__)
+onchain_payments = cast(Table, OnchainPayment.__table__)
