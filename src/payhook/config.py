@@ -9,6 +9,7 @@ the database file, so access links and keys survive a restart.
 import base64
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ SECRETS_FILE = "payhook.secret.json"
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "test", "example", "xxx"}
 _MIN_SECRET_LENGTH = 32
 _MIN_TOKEN_LENGTH = 24
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
@@ -122,6 +124,7 @@ def load_settings(**overrides: Any) -> Settings:
     _check_secret("PAYHOOK_SECRET_KEY", settings.secret_key, _MIN_SECRET_LENGTH)
     _check_secret("PAYHOOK_ADMIN_TOKEN", settings.admin_token, _MIN_TOKEN_LENGTH)
     _check_tokens(settings.web3_tokens)
+    _check_web3_node(settings)
     return settings
 
 
@@ -142,10 +145,23 @@ def _check_secret(name: str, value: SecretStr | None, min_length: int) -> None:
 def _check_tokens(tokens: tuple[str, ...]) -> None:
     for token in tokens:
         parts = token.split(":")
-        if len(parts) != 3 or not parts[0].islower() or not parts[2].isdigit():
+        if (len(parts) != 3 or not parts[0].islower() or not _ADDRESS.match(parts[1])
+                or not parts[2].isdigit()):
             raise ConfigError(
                 f"PAYHOOK_WEB3_TOKENS: {token!r} is not symbol:contract:decimals (lowercase symbol)"
             )
+
+
+def _check_web3_node(settings: Settings) -> None:
+    """An address typo would turn every payment into a wrong-recipient anomaly: refuse it."""
+    address = settings.web3_receive_address
+    if address is not None and not _ADDRESS.match(address):
+        raise ConfigError("PAYHOOK_WEB3_RECEIVE_ADDRESS is not 0x and 40 hex digits")
+    if settings.web3_rpc_url is None:
+        return
+    for name in ("web3_chain_id", "web3_receive_address"):
+        if getattr(settings, name) is None:
+            raise ConfigError(f"{_env_name(name)} is required when PAYHOOK_WEB3_RPC_URL is set")
 
 
 _GENERATED: dict[str, Callable[[], str]] = {

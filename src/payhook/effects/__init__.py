@@ -7,7 +7,15 @@ rows yields exactly-once effects.
 from collections.abc import Mapping
 
 from payhook.domain import decisions
-from payhook.effects import access_links, api_keys, deliveries, email, invoices, notifications
+from payhook.effects import (
+    access_links,
+    api_keys,
+    deliveries,
+    email,
+    invoices,
+    notifications,
+    onchain,
+)
 from payhook.outbox.drain import Handler
 
 HANDLERS: Mapping[str, Handler] = {
@@ -17,6 +25,7 @@ HANDLERS: Mapping[str, Handler] = {
     decisions.EMAIL: email.send_access_email,
     decisions.NOTIFY: notifications.notify,
     deliveries.DELIVER: deliveries.send,
+    decisions.ONCHAIN_CHECK: onchain.check_transaction,
 }
 
 # Within one session's rows: the invoice and the link exist before the notification carries them.

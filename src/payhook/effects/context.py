@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from payhook.config import ConfigError, Settings
 from payhook.crypto import Sealer
 from payhook.effects.access_links import AccessLinks
+from payhook.effects.chain import Chain
 from payhook.effects.email import Mailer
 from payhook.services.api_keys import KeyHasher
 
@@ -22,6 +23,7 @@ class EffectContext:
     hasher: KeyHasher
     links: AccessLinks
     mailer: Mailer | None  # None without PAYHOOK_SMTP_URL
+    chain: Chain | None = None  # None without PAYHOOK_WEB3_RPC_URL
 
     @classmethod
     def build(cls, settings: Settings, engine: AsyncEngine) -> "EffectContext":
@@ -31,10 +33,13 @@ class EffectContext:
                                  follow_redirects=False, trust_env=False)
         return cls(settings=settings, engine=engine, http=http, sealer=Sealer(secret),
                    hasher=KeyHasher(secret), links=AccessLinks.from_settings(settings),
-                   mailer=_mailer(settings))
+                   mailer=_mailer(settings),
+                   chain=Chain.connect(settings.web3_rpc_url) if settings.web3_rpc_url else None)
 
     async def close(self) -> None:
         await self.http.aclose()
+        if self.chain is not None:
+            await self.chain.close()
 
 
 def _mailer(settings: Settings) -> Mailer | None:

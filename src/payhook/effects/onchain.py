@@ -1,0 +1,226 @@
+"""The on-chain check a Web3 notice asks for (outbox kind ``onchain.check``): the notice is a
+hint, the session is paid from the chain alone (API.md, ``POST /webhooks/web3``).
+
+Before each check the node must serve ``PAYHOOK_WEB3_CHAIN_ID``, or no check runs (a failed
+attempt, retried with backoff). A transaction not yet mined or short of
+``PAYHOOK_WEB3_CONFIRMATIONS`` is checked again within 5 s (:class:`NotReady`, no attempt
+used) until the session expires, then recorded as an anomaly. A confirmed one is judged by
+:func:`payhook.domain.onchain.judge`; one that pays takes the same paid path as every other
+provider. A transaction pays at most one session, ever: ``onchain_payments`` is unique on
+(chain id, tx hash), so of two sessions claiming it at once one is paid and the other gets a
+``reused`` anomaly. Every transaction that does not pay its session is an anomaly naming both.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from payhook import clock
+from payhook.db.engine import reading
+from payhook.db.statements import insert_ignoring_conflicts
+from payhook.db.tables import anomalies, checkout_sessions, onchain_payments, outbox_entries
+from payhook.domain import onchain
+from payhook.domain.decisions import ACCESS_LINK, API_KEY, INVOICE, NOTIFY, PAID
+from payhook.domain.onchain import Expected, MinedTransaction, Verdict
+from payhook.domain.sessions import Status, sources
+from payhook.effects.chain import Chain, Sighting, WrongChain
+from payhook.effects.context import EffectContext
+from payhook.ids import new_id
+from payhook.outbox.drain import NotReady, Writes
+from payhook.outbox.store import Entry, new_entry
+
+log = logging.getLogger("payhook.onchain")
+
+PROVIDER = "web3"
+RECHECK_SECONDS = 5.0  # API.md: re-checked at least every 5 s until the session expires
+# What a paid session owes, as for a paid event of any provider (payhook.domain.decisions).
+PAID_EFFECTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    (INVOICE, {}), (API_KEY, {}), (ACCESS_LINK, {}), (NOTIFY, {"type": PAID}))
+
+
+class Web3NotConfigured(Exception):
+    """``PAYHOOK_WEB3_RPC_URL``, ``_CHAIN_ID`` or ``_RECEIVE_ADDRESS`` is missing."""
+
+
+@dataclass(frozen=True)
+class Check:
+    session_id: str
+    tx_hash: str
+    event_id: str | None  # the webhook event that asked for the check
+    chain_id: int
+
+
+@dataclass(frozen=True)
+class Session:
+    status: Status
+    amount: int
+    currency: str
+    created_at: datetime
+    expires_at: datetime
+
+    def awaits_payment(self, now: datetime) -> bool:
+        return self.status in sources(Status.PAID) and now < self.expires_at
+
+
+async def check_transaction(context: EffectContext, entry: Entry) -> Writes | None:
+    chain, chain_id, receive_address = _configured(context)
+    check = Check(session_id=entry.payload["session_id"],
+                  tx_hash=str(entry.payload["tx_hash"]).lower(),
+                  event_id=entry.payload.get("event"), chain_id=chain_id)
+    await chain.require_chain_id(chain_id)
+    session, owner = await _read(context.engine, check)
+    if owner == check.session_id:
+        return None  # this session's own earlier check already recorded it (a second notice)
+    if owner is not None:
+        return _noted(check, onchain.REUSED, {"paid_session": owner})
+    sighting = await chain.sight(check.tx_hash, context.settings.web3_confirmations)
+    if sighting.mined is None:
+        return _not_yet(check, session, sighting, context.settings.web3_confirmations)
+    verdict = onchain.judge(sighting.mined, Expected(
+        amount=session.amount, receive_address=receive_address,
+        token=_token(session.currency, context.settings.web3_tokens),
+        not_before=int(session.created_at.timestamp())))
+    log.info("on-chain check judged", extra={
+        "session_id": check.session_id, "transaction": check.tx_hash, "pays": verdict.pays,
+        "anomaly": verdict.anomaly})
+    if not verdict.pays:
+        assert verdict.anomaly is not None
+        return _noted(check, verdict.anomaly, verdict.details)
+    return _paid(check, session, sighting.mined, verdict, context.settings.outbox_max_attempts)
+
+
+async def check_node(context: EffectContext) -> bool:
+    """For a runner's start-up: whether the configured node answers with the right chain id.
+    Never raises — a wrong or unreachable node is logged, and each check tries again."""
+    if context.chain is None or context.settings.web3_chain_id is None:
+        return False
+    try:
+        await context.chain.require_chain_id(context.settings.web3_chain_id)
+    except WrongChain:
+        return False  # logged by require_chain_id
+    except Exception as error:  # noqa: BLE001 - any transport error: the node is unreachable
+        log.error("the web3 node does not answer (%s): on-chain checks will be retried",
+                  type(error).__name__)
+        return False
+    return True
+
+
+def _configured(context: EffectContext) -> tuple[Chain, int, str]:
+    settings = context.settings
+    if context.chain is None or settings.web3_chain_id is None \
+            or settings.web3_receive_address is None:
+        raise Web3NotConfigured("set PAYHOOK_WEB3_RPC_URL, PAYHOOK_WEB3_CHAIN_ID and "
+                                "PAYHOOK_WEB3_RECEIVE_ADDRESS to check transactions")
+    return context.chain, settings.web3_chain_id, settings.web3_receive_address
+
+
+def _token(currency: str, tokens: tuple[str, ...]) -> str | None:
+    if currency == onchain.NATIVE:
+        return None
+    contracts = onchain.token_contracts(tokens)
+    if currency not in contracts:
+        raise LookupError(f"{currency!r} is not in PAYHOOK_WEB3_TOKENS")
+    return contracts[currency]
+
+
+async def _read(engine: AsyncEngine, check: Check) -> tuple[Session, str | None]:
+    """The session, and the session this transaction already paid (if any)."""
+    async with reading(engine) as conn:
+        row = (await conn.execute(
+            select(checkout_sessions.c.status, checkout_sessions.c.amount,
+                   checkout_sessions.c.currency, checkout_sessions.c.created_at,
+                   checkout_sessions.c.expires_at)
+            .where(checkout_sessions.c.id == check.session_id))).one()
+        owner = await _owner(conn, check)
+    return Session(status=Status(row.status), amount=row.amount, currency=row.currency,
+                   created_at=clock.as_utc(row.created_at),
+                   expires_at=clock.as_utc(row.expires_at)), owner
+
+
+async def _owner(conn: AsyncConnection, check: Check) -> str | None:
+    return await conn.scalar(select(onchain_payments.c.session_id).where(
+        onchain_payments.c.chain_id == check.chain_id,
+        onchain_payments.c.tx_hash == check.tx_hash))
+
+
+def _not_yet(check: Check, session: Session, sighting: Sighting, required: int) -> Writes:
+    """Check again soon while the session may still be paid; after that, an anomaly."""
+    if session.awaits_payment(clock.now()):
+        raise NotReady(f"{sighting.confirmations} of {required} confirmations",
+                       RECHECK_SECONDS)
+    if sighting.confirmations == 0:
+        return _noted(check, onchain.NOT_FOUND, {"session_status": session.status.value})
+    return _noted(check, onchain.UNCONFIRMED, {"confirmations": sighting.confirmations,
+                                               "required": required})
+
+
+def _noted(check: Check, kind: str, details: dict[str, Any]) -> Writes:
+    async def write(conn: AsyncConnection) -> None:
+        await _note(conn, check, kind, details)
+
+    return write
+
+
+async def _note(conn: AsyncConnection, check: Check, kind: str, details: dict[str, Any]) -> None:
+    await conn.execute(anomalies.insert().values(
+        id=new_id("an"), kind=kind, session_id=check.session_id, event_id=check.event_id,
+        provider=PROVIDER,
+        details={"transaction": check.tx_hash, "chain_id": check.chain_id, **details},
+        created_at=clock.now()))
+
+
+def _paid(check: Check, session: Session, mined: MinedTransaction, verdict: Verdict,
+          max_attempts: int) -> Writes:
+    """Claim the transaction, then move the session to paid with its effects — one
+    transaction, so a lost claim pays nothing."""
+
+    async def write(conn: AsyncConnection) -> None:
+        now = clock.now()
+        claimed = await conn.scalar(
+            insert_ignoring_conflicts(conn, onchain_payments).values(
+                id=new_id("op"), chain_id=check.chain_id, tx_hash=check.tx_hash,
+                session_id=check.session_id, currency=session.currency,
+                amount=verdict.received, block_number=mined.block_number,
+                block_hash=mined.block_hash, created_at=now,
+            ).returning(onchain_payments.c.id))
+        if claimed is None:
+            owner = await _owner(conn, check)
+            if owner != check.session_id:
+                await _note(conn, check, onchain.REUSED, {"paid_session": owner})
+            return
+        if not await _mark_paid(conn, check, now):
+            await _note_late(conn, check, verdict)
+            return
+        await conn.execute(outbox_entries.insert(), [
+            new_entry(kind, {"session_id": check.session_id, "event": check.event_id, **extra},
+                      now, max_attempts)
+            for kind, extra in PAID_EFFECTS])
+        if verdict.anomaly is not None:  # overpaid: paid all the same
+            await _note(conn, check, verdict.anomaly, verdict.details)
+
+    return write
+
+
+async def _mark_paid(conn: AsyncConnection, check: Check, now: datetime) -> bool:
+    moved = await conn.scalar(
+        update(checkout_sessions)
+        .where(checkout_sessions.c.id == check.session_id,
+               checkout_sessions.c.status.in_(sources(Status.PAID)),
+               checkout_sessions.c.expires_at > now)
+        .values(status=Status.PAID, payment_provider=PROVIDER, provider_reference=check.tx_hash,
+                paid_at=now, updated_at=now)
+        .returning(checkout_sessions.c.id))
+    return moved is not None
+
+
+async def _note_late(conn: AsyncConnection, check: Check, verdict: Verdict) -> None:
+    """The transaction pays, but the session was paid otherwise, failed or expired meanwhile:
+    the claim stays (the money came for this session), an operator settles it."""
+    status = await conn.scalar(select(checkout_sessions.c.status).where(
+        checkout_sessions.c.id == check.session_id))
+    kind = "duplicate_payment" if status == Status.PAID else onchain.LATE_PAYMENT
+    await _note(conn, check, kind, {"session_status": status, "received": verdict.received})
