@@ -37,7 +37,13 @@ run: $(VENV)/.run
 	@echo ""
 	@PAYHOOK_PUBLIC_BASE_URL=$${PAYHOOK_PUBLIC_BASE_URL:-$(URL)} exec $(BIN)/payhook serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.test
+# Test-only tools from npm (package.json): anvil, the local Ethereum node of the on-chain tests,
+# and solc, which rebuilt tests/fixtures/TestToken.json. Installed into node_modules (ignored).
+node_modules/.installed: package.json package-lock.json
+	npm install --no-audit --no-fund
+	@touch $@
+
+test: $(VENV)/.test node_modules/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.test

@@ -45,6 +45,9 @@ def test_postgres_urls_get_the_asyncpg_driver():
     ("DATABASE_URL", "sqlite+aiosqlite:///:memory:", "DATABASE_URL"),
     ("PAYHOOK_PUBLIC_BASE_URL", "ftp://x", "PAYHOOK_PUBLIC_BASE_URL"),
     ("PAYHOOK_WEB3_TOKENS", "usdc:0xabc", "PAYHOOK_WEB3_TOKENS"),
+    ("PAYHOOK_WEB3_TOKENS", "usdc:0xabc:6", "PAYHOOK_WEB3_TOKENS"),
+    ("PAYHOOK_WEB3_RECEIVE_ADDRESS", "0x" + "ab" * 19, "PAYHOOK_WEB3_RECEIVE_ADDRESS"),
+    ("PAYHOOK_WEB3_RPC_URL", "http://127.0.0.1:8545", "PAYHOOK_WEB3_CHAIN_ID"),
 ])
 def test_malformed_values_name_the_variable(monkeypatch, variable, value, named):
     monkeypatch.setenv(variable, value)

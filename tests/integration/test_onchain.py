@@ -1,0 +1,389 @@
+"""Web3 payments verified on chain, against a real local node (anvil), on both databases.
+
+Every test posts a signed Web3 notice for a session, then drains the outbox by hand with the
+real handler registry: the notice is only a hint, the chain decides. One anvil serves the
+module; each test starts from the same snapshot (tokens deployed, nothing else).
+"""
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select, update
+
+from payhook import clock
+from payhook.db.engine import create_engine
+from payhook.db.tables import anomalies, checkout_sessions, invoices, onchain_payments
+from payhook.db.tables import outbox_entries as outbox
+from payhook.effects import HANDLERS, ORDER
+from payhook.effects.context import EffectContext
+from payhook.effects.onchain import RECHECK_SECONDS, check_node
+from payhook.outbox.drain import Drainer
+from payhook.outbox.retry import RetryPolicy
+from tests import signing
+from tests.anvil import CHAIN_ID, Anvil, Node, free_port, new_account, transfer_call
+from tests.conftest import make_settings
+from tests.paying import drain, session_row
+
+CONFIRMATIONS = 3
+WEI = 10**15  # the eth sessions' amount: 0.001 eth
+UNITS = 5_000_000  # the token sessions' amount: 5 usdt (6 decimals)
+CHECK = "onchain.check"
+
+
+@dataclass
+class World:
+    node: Node
+    payer: LocalAccount
+    receive_address: str
+    token: str
+    look_alike: str
+    base: str  # the snapshot each test starts from
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[World]:
+    try:
+        anvil = Anvil.start()
+    except FileNotFoundError as missing:
+        pytest.exit(str(missing), returncode=3)
+    try:
+        node = anvil.node
+        payer = new_account(node)
+        token = node.deploy_token(payer, "USDT", 10**15)
+        look_alike = node.deploy_token(payer, "USDT", 10**15)  # same code, another address
+        yield World(node, payer, Account.create().address, token, look_alike, node.snapshot())
+    finally:
+        anvil.stop()
+
+
+@pytest.fixture
+def chain(world: World) -> Iterator[Node]:
+    yield world.node
+    world.node.revert(world.base)
+    world.base = world.node.snapshot()
+
+
+@pytest.fixture
+def settings(database_url, world):
+    return make_settings(
+        database_url, web3_rpc_url=world.node.url, web3_chain_id=CHAIN_ID,
+        web3_receive_address=world.receive_address, web3_confirmations=CONFIRMATIONS,
+        web3_tokens=f"usdt:{world.token}:6")
+
+
+async def new_session(client, merchant, currency: str = "eth", amount: int = WEI) -> str:
+    answer = await client.post("/v1/checkout/sessions", headers=merchant.headers,
+                               json={"amount": amount, "currency": currency})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+async def notify(client, session_id: str, tx_hash: str, kind: str = "payment.detected") -> None:
+    raw, headers = signing.signed("web3", signing.web3_event(session_id, kind, tx_hash))
+    answer = await client.post("/webhooks/web3", content=raw, headers=headers)
+    assert answer.status_code == 200, answer.text
+
+
+def confirm(chain: Node, blocks: int = CONFIRMATIONS, at: int | None = None) -> None:
+    """Mine the mempool into one block (at ``at``, default now) and enough on top of it for
+    ``blocks`` confirmations, the transaction's own block counting as the first."""
+    chain.mine_at(at)
+    if blocks > 1:
+        chain.mine(blocks - 1)
+
+
+async def recheck(app, settings) -> None:
+    """Time passes: the postponed checks are due again."""
+    async with app.state.payhook.engine.begin() as conn:
+        await conn.execute(update(outbox).where(outbox.c.status == "pending")
+                           .values(next_attempt_at=clock.now()))
+    await drain(app, settings)
+
+
+async def expire(app, session_id: str) -> None:
+    async with app.state.payhook.engine.begin() as conn:
+        await conn.execute(update(checkout_sessions).where(checkout_sessions.c.id == session_id)
+                           .values(expires_at=clock.now() - timedelta(seconds=1)))
+
+
+async def notes(app, session_id: str) -> list[tuple[str, dict]]:
+    async with app.state.payhook.engine.connect() as conn:
+        rows = (await conn.execute(select(anomalies).where(anomalies.c.session_id == session_id)
+                                   .order_by(anomalies.c.created_at))).all()
+    assert all(row.provider == "web3" and row.event_id for row in rows)
+    return [(row.kind, row.details) for row in rows]
+
+
+async def checks(app) -> list:
+    async with app.state.payhook.engine.connect() as conn:
+        return list((await conn.execute(select(outbox).where(outbox.c.kind == CHECK))).all())
+
+
+async def payments(app) -> list:
+    async with app.state.payhook.engine.connect() as conn:
+        return list((await conn.execute(select(onchain_payments))).all())
+
+
+async def assert_unpaid_with(app, session_id: str, tx_hash: str, kind: str) -> dict:
+    """The session still waits for its money; the check is over, with one anomaly naming the
+    session and the transaction."""
+    row = await session_row(app, session_id)
+    assert (row.status, row.paid_at) == ("pending", None)
+    [(noted, details)] = await notes(app, session_id)
+    assert noted == kind and details["transaction"] == tx_hash.lower()
+    assert [entry.status for entry in await checks(app)] == ["done"]
+    assert await payments(app) == []
+    return details
+
+
+async def test_eth_payment_is_paid_with_every_effect(client, app, settings, merchant, chain,
+                                                     world):
+    session_id = await new_session(client, merchant)
+    tx_hash = chain.send(world.payer, world.receive_address.lower(), WEI)
+    confirm(chain)
+    await notify(client, session_id, tx_hash, "payment.detected")
+    await notify(client, session_id, tx_hash, "payment.confirmed")  # two hints, one payment
+    await drain(app, settings)
+
+    row = await session_row(app, session_id)
+    assert (row.status, row.payment_provider, row.provider_reference) == (
+        "paid", "web3", tx_hash)
+    assert row.paid_at is not None and row.customer_access_url
+    [payment] = await payments(app)
+    receipt = chain.receipt(tx_hash)
+    assert (payment.session_id, payment.chain_id, payment.tx_hash, payment.amount) == (
+        session_id, CHAIN_ID, tx_hash, WEI)
+    assert (payment.block_number, payment.block_hash) == (
+        int(receipt["blockNumber"], 16), receipt["blockHash"])
+    async with app.state.payhook.engine.connect() as conn:
+        invoice = (await conn.execute(select(invoices))).one()
+    assert (invoice.session_id, invoice.provider_reference) == (session_id, tx_hash)
+    assert [entry.status for entry in await checks(app)] == ["done", "done"]
+    assert await notes(app, session_id) == []
+
+
+async def test_too_few_confirmations_are_rechecked_then_paid(client, app, settings, merchant,
+                                                             chain, world):
+    session_id = await new_session(client, merchant)
+    tx_hash = chain.send(world.payer, world.receive_address, WEI)
+    confirm(chain, blocks=CONFIRMATIONS - 1)
+    await notify(client, session_id, tx_hash)
+    await drain(app, settings)
+
+    [entry] = await checks(app)
+    assert (entry.status, entry.attempts, entry.last_error) == ("pending", 0, None)
+    assert entry.next_attempt_at - clock.now() <= timedelta(seconds=RECHECK_SECONDS)
+    assert (await session_row(app, session_id)).status == "pending"
+    await recheck(app, settings)
+    assert (await session_row(app, session_id)).status == "pending"  # still 2 of 3
+
+    chain.mine(1)
+    await recheck(app, settings)
+    assert (await session_row(app, session_id)).status == "paid"
+    assert await notes(app, session_id) == []
+
+
+async def test_a_reorg_that_drops_the_transaction_pays_nothing(client, app, settings, merchant,
+                                                               chain, world):
+    session_id = await new_session(client, merchant)
+    tx_hash = chain.send(world.payer, world.receive_address, WEI)
+    before = chain.snapshot()
+    confirm(chain, blocks=CONFIRMATIONS - 1)
+    await notify(client, session_id, tx_hash)
+    await drain(app, settings)
+    assert (await session_row(app, session_id)).status == "pending"
+
+    chain.revert(before)  # the transaction's block is orphaned, the transaction gone
+    chain.mine(CONFIRMATIONS + 2)
+    await recheck(app, settings)
+    [entry] = await checks(app)
+    assert (entry.status, entry.attempts) == ("pending", 0)  # not found: still looked for
+
+    await expire(app, session_id)
+    await recheck(app, settings)
+    details = await assert_unpaid_with(app, session_id, tx_hash, "not_found")
+    assert details["chain_id"] == CHAIN_ID
+
+
+async def test_a_payment_to_another_address_is_a_wrong_recipient(client, app, settings,
+                                                                 merchant, chain, world):
+    session_id = await new_session(client, merchant)
+    elsewhere = Account.create().address
+    tx_hash = chain.send(world.payer, elsewhere, WEI)
+    confirm(chain)
+    await notify(client, session_id, tx_hash)
+    await drain(app, settings)
+    details = await assert_unpaid_with(app, session_id, tx_hash, "wrong_recipient")
+    assert details["recipient"] == elsewhere.lower()
+
+
+async def test_a_reverted_transaction_pays_nothing(client, app, settings, merchant, chain, world):
+    session_id = await new_session(client, merchant, "usdt", UNITS)
+    broke = new_account(chain)  # has eth for gas, no tokens: the transfer reverts
+    tx_hash = chain.send(broke, world.token, data=transfer_call(world.receive_address, UNITS),
+                         gas=100_000)
+    confirm(chain)
+    assert chain.receipt(tx_hash)["status"] == "0x0"
+    await notify(client, session_id, tx_hash)
+    await drain(app, settings)
+    await assert_unpaid_with(app, session_id, tx_hash, "reverted")
+
+
+async def test_a_transaction_mined_before_the_session_is_too_old(client, app, settings,
+                                                                 merchant, chain, world):
+    tx_hash = chain.send(world.payer, world.receive_address, WEI)
+    confirm(chain, at=int(clock.now().timestamp()) - 60)
+    session_id = await new_session(client, merchant)
+    await notify(client, session_id, tx_hash)
+    await drain(app, settings)
+    details = await assert_unpaid_with(app, session_id, tx_hash, "too_old")
+    assert details["block_timestamp"] < details["session_created"]
+
+
+async def test_an_underpayment_leaves_the_session_pending(client, app, settings, merchant,
+                                                          chain, world):
+    session_id = await new_session(client, merchant)
+    tx_hash = chain.send(world.payer, world.receive_address, WEI - 1)
+    confirm(chain)
+    await notify(client, session_id, tx_hash)
+    await drain(app, settings)
+    details = await assert_unpaid_with(app, session_id, tx_hash, "underpaid")
+    assert (details["expected"], details["received"]) == (WEI, WEI - 1)
+
+
+async def test_an_overpayment_pays_and_is_noted(client, app, settings, merchant, chain, world):
+    session_id = await new_session(client, merchant)
+    tx_hash = chain.send(world.payer, world.receive_address, WEI + 7)
+    confirm(chain)
+    await notify(client, session_id, tx_hash)
+    await drain(app, settings)
+    assert (await session_row(app, session_id)).status == "paid"
+    [(kind, details)] = await notes(app, session_id)
+    assert (kind, details["transaction"], details["expected"], details["received"]) == (
+        "overpaid", tx_hash, WEI, WEI + 7)
+    assert [payment.amount for payment in await payments(app)] == [WEI + 7]
+
+
+async def test_an_erc20_transfer_of_the_configured_token_pays(client, app, settings, merchant,
+                                                             chain, world):
+    session_id = await new_session(client, merchant, "usdt", UNITS)
+    tx_hash = chain.send(world.payer, world.token,
+                         data=transfer_call(world.receive_address, UNITS), gas=100_000)
+    confirm(chain)
+    await notify(client, session_id, tx_hash)
+    await drain(app, settings)
+    row = await session_row(app, session_id)
+    assert (row.status, row.provider_reference) == ("paid", tx_hash)
+    [payment] = await payments(app)
+    assert (payment.currency, payment.amount) == ("usdt", UNITS)
+    assert await notes(app, session_id) == []
+
+
+async def test_a_look_alike_token_is_ignored(client, app, settings, merchant, chain, world):
+    session_id = await new_session(client, merchant, "usdt", UNITS)
+    tx_hash = chain.send(world.payer, world.look_alike,
+                         data=transfer_call(world.receive_address, UNITS), gas=100_000)
+    confirm(chain)
+    assert chain.receipt(tx_hash)["status"] == "0x1"  # a real Transfer, from the wrong contract
+    await notify(client, session_id, tx_hash)
+    await drain(app, settings)
+    details = await assert_unpaid_with(app, session_id, tx_hash, "wrong_token")
+    assert details["token_contracts"] == [world.look_alike.lower()]
+
+
+async def test_a_node_on_another_chain_runs_no_check(client, app, settings, merchant, chain,
+                                                     world):
+    session_id = await new_session(client, merchant)
+    tx_hash = chain.send(world.payer, world.receive_address, WEI)
+    confirm(chain)
+    await notify(client, session_id, tx_hash)
+    engine = app.state.payhook.engine
+    context = EffectContext.build(settings.model_copy(update={"web3_chain_id": CHAIN_ID + 1}),
+                                  engine)
+    try:
+        await Drainer(engine, HANDLERS, context, RetryPolicy(60), order=ORDER).drain()
+    finally:
+        await context.close()
+
+    [entry] = await checks(app)
+    assert (entry.status, entry.attempts) == ("pending", 1)  # a failed attempt, retried
+    assert f"serves chain {CHAIN_ID}" in entry.last_error
+    assert (await session_row(app, session_id)).status == "pending"
+    assert await notes(app, session_id) == [] and await payments(app) == []
+
+    await recheck(app, settings)  # the node is right again
+    assert (await session_row(app, session_id)).status == "paid"
+
+
+async def test_a_transaction_never_found_is_noted_when_the_session_expires(
+        client, app, settings, merchant, chain):
+    session_id = await new_session(client, merchant)
+    tx_hash = "0x" + "ab" * 32
+    await notify(client, session_id, tx_hash)
+    await drain(app, settings)
+    await recheck(app, settings)
+    [entry] = await checks(app)
+    assert (entry.status, entry.attempts) == ("pending", 0)
+    await expire(app, session_id)
+    await recheck(app, settings)
+    await assert_unpaid_with(app, session_id, tx_hash, "not_found")
+
+
+async def test_a_transaction_pays_one_session_only(client, app, settings, merchant, chain,
+                                                   world):
+    first = await new_session(client, merchant)
+    tx_hash = chain.send(world.payer, world.receive_address, WEI)
+    confirm(chain)
+    await notify(client, first, tx_hash)
+    await drain(app, settings)
+    second = await new_session(client, merchant)
+    await notify(client, second, tx_hash)
+    await drain(app, settings)
+    assert (await session_row(app, first)).status == "paid"
+    assert (await session_row(app, second)).status == "pending"
+    assert await notes(app, second) == [("reused", {
+        "transaction": tx_hash, "chain_id": CHAIN_ID, "paid_session": first})]
+
+
+async def test_two_sessions_claiming_one_transaction_at_once_pay_once(
+        client, app, settings, merchant, other_merchant, chain, world):
+    sessions = [await new_session(client, merchant), await new_session(client, other_merchant)]
+    tx_hash = chain.send(world.payer, world.receive_address, WEI)
+    confirm(chain)
+    await asyncio.gather(*(notify(client, session_id, tx_hash) for session_id in sessions))
+    await drain(app, settings, workers=2, batch_size=1)  # one check each, side by side
+
+    statuses = {session_id: (await session_row(app, session_id)).status
+                for session_id in sessions}
+    assert sorted(statuses.values()) == ["paid", "pending"]
+    [paid] = [session_id for session_id, status in statuses.items() if status == "paid"]
+    [unpaid] = [session_id for session_id, status in statuses.items() if status != "paid"]
+    assert await notes(app, paid) == []
+    assert await notes(app, unpaid) == [("reused", {
+        "transaction": tx_hash, "chain_id": CHAIN_ID, "paid_session": paid})]
+    assert [payment.session_id for payment in await payments(app)] == [paid]
+
+
+async def test_runners_can_check_the_node_at_start_up(world, tmp_path, caplog):
+    good = make_settings(f"sqlite+aiosqlite:///{tmp_path}/payhook.db",
+                         web3_rpc_url=world.node.url, web3_chain_id=CHAIN_ID,
+                         web3_receive_address=world.receive_address)
+    wrong_chain = good.model_copy(update={"web3_chain_id": CHAIN_ID + 1})
+    no_node = good.model_copy(update={"web3_rpc_url": f"http://127.0.0.1:{free_port()}"})
+    engine = create_engine(good.database_url)
+    try:
+        for settings, answer in ((good, True), (wrong_chain, False), (no_node, False)):
+            context = EffectContext.build(settings, engine)
+            try:
+                assert await check_node(context) is answer
+            finally:
+                await context.close()
+    finally:
+        await engine.dispose()
+    assert f"serves chain {CHAIN_ID}, not PAYHOOK_WEB3_CHAIN_ID {CHAIN_ID + 1}" in caplog.text
+    assert "the web3 node does not answer" in caplog.text
