@@ -17,7 +17,7 @@ from payhook.db.engine import create_engine
 from payhook.outbox.drain import Drainer
 from payhook.outbox.nudge import DRAIN_JOB
 from payhook.outbox.runner import sweep
-from payhook.runtime import build_drainer
+from payhook.runtime import build_drainer, check_web3_node
 
 JOB_TIMEOUT_SECONDS = 300
 
@@ -39,8 +39,9 @@ async def startup(ctx: dict[str, Any]) -> None:
         return
     settings = load_settings()
     engine = create_engine(settings.database_url)
-    ctx.update(drainer=build_drainer(settings, engine), max_attempts=settings.outbox_max_attempts,
-               owns_resources=True)
+    drainer = build_drainer(settings, engine)
+    await check_web3_node(drainer.context)
+    ctx.update(drainer=drainer, max_attempts=settings.outbox_max_attempts, owns_resources=True)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

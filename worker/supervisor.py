@@ -17,7 +17,7 @@ from arq.worker import Worker
 
 from payhook.config import Settings
 from payhook.db.engine import create_engine
-from payhook.runtime import build_pump, close_pump
+from payhook.runtime import close_pump, start_pump
 from worker import WORKER_OPTIONS, redis_settings
 
 log = logging.getLogger("payhook.worker")
@@ -51,8 +51,7 @@ async def _stop_gracefully(worker: Worker, running: asyncio.Task[None]) -> None:
 
 async def supervise(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
-    pump = build_pump(settings, engine)
-    pump.start()
+    pump = await start_pump(settings, engine)
     ctx: dict[str, Any] = {"drainer": pump.drainer, "max_attempts": settings.outbox_max_attempts}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -20,7 +20,7 @@ from payhook.ingest import PortableWriter, Writer
 from payhook.ingest_pg import PostgresWriter
 from payhook.observability import Metrics
 from payhook.outbox.nudge import ArqNudger
-from payhook.runtime import build_pump, close_pump
+from payhook.runtime import close_pump, start_pump
 from payhook.services.api_keys import KeyHasher
 
 log = logging.getLogger("payhook")
@@ -57,8 +57,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = True
             nudger = ArqNudger(settings.redis_url)
             nudge = nudger.nudge
         elif embedded_worker:  # embedded default: the same drain, as a task in this process
-            pump = build_pump(settings, engine, poll_seconds=EMBEDDED_POLL_SECONDS)
-            pump.start()
+            pump = await start_pump(settings, engine, poll_seconds=EMBEDDED_POLL_SECONDS)
             nudge = pump.nudge
         else:
             nudge = _no_nudge

@@ -20,9 +20,21 @@ def build_drainer(settings: Settings, engine: AsyncEngine) -> Drainer:
                    handler_timeout=lease / 2)  # a handler never outlives its lease
 
 
-def build_pump(settings: Settings, engine: AsyncEngine, poll_seconds: float = 1.0) -> Pump:
-    return Pump(build_drainer(settings, engine), settings.outbox_max_attempts,
+async def start_pump(settings: Settings, engine: AsyncEngine, poll_seconds: float = 1.0) -> Pump:
+    """The drain's pump, started; a configured Ethereum node is checked first (logged only: a
+    wrong or unreachable node never stops the rest of the work)."""
+    pump = Pump(build_drainer(settings, engine), settings.outbox_max_attempts,
                 poll_seconds=poll_seconds)
+    await check_web3_node(pump.drainer.context)
+    pump.start()
+    return pump
+
+
+async def check_web3_node(context: EffectContext) -> None:
+    if context.settings.web3_rpc_url:
+        from payhook.effects.onchain import check_node
+
+        await check_node(context)
 
 
 async def close_pump(pump: Pump) -> None:

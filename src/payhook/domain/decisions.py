@@ -23,6 +23,10 @@ EMAIL = "email.send"  # written by the access-link effect, not by a decision
 PAID = "checkout.session.paid"
 FAILED = "checkout.session.failed"
 
+# What a paid session owes, whichever provider paid it (the on-chain check included).
+PAID_EFFECTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    (INVOICE, {}), (API_KEY, {}), (ACCESS_LINK, {}), (NOTIFY, {"type": PAID}))
+
 _TARGETS = {Intent.PAY: Status.PAID, Intent.PEND: Status.PENDING, Intent.FAIL: Status.FAILED,
             Intent.CHECK: Status.PENDING}
 
@@ -95,8 +99,7 @@ def _pay(event: ProviderEvent, session: SessionView, now: datetime) -> Decision:
     if session.status is Status.FAILED or _expired(session, now):
         return _recorded("late_payment", session_status=session.status.value,
                          expired=_expired(session, now))
-    return Decision("applied", Status.PAID, outbox=(
-        (INVOICE, {}), (API_KEY, {}), (ACCESS_LINK, {}), (NOTIFY, {"type": PAID})))
+    return Decision("applied", Status.PAID, outbox=PAID_EFFECTS)
 
 
 def _check(event: ProviderEvent, session: SessionView, now: datetime,

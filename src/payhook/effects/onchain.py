@@ -24,7 +24,7 @@ from payhook.db.engine import reading
 from payhook.db.statements import insert_ignoring_conflicts
 from payhook.db.tables import anomalies, checkout_sessions, onchain_payments, outbox_entries
 from payhook.domain import onchain
-from payhook.domain.decisions import ACCESS_LINK, API_KEY, INVOICE, NOTIFY, PAID
+from payhook.domain.decisions import PAID_EFFECTS
 from payhook.domain.onchain import Expected, MinedTransaction, Verdict
 from payhook.domain.sessions import Status, sources
 from payhook.effects.chain import Chain, Sighting, WrongChain
@@ -37,9 +37,6 @@ log = logging.getLogger("payhook.onchain")
 
 PROVIDER = "web3"
 RECHECK_SECONDS = 5.0  # API.md: re-checked at least every 5 s until the session expires
-# What a paid session owes, as for a paid event of any provider (payhook.domain.decisions).
-PAID_EFFECTS: tuple[tuple[str, dict[str, Any]], ...] = (
-    (INVOICE, {}), (API_KEY, {}), (ACCESS_LINK, {}), (NOTIFY, {"type": PAID}))
 
 
 class Web3NotConfigured(Exception):
