@@ -11,11 +11,11 @@ def main() -> int:
     try:
         settings = load_settings()
     except ConfigError as error:
-        print(f"payhook worker: configuration error: {error}", file=sys.stderr)
+        sys.stderr.write(f"payhook worker: configuration error: {error}\n")
         return 2
     if not settings.redis_url:
-        print("payhook worker: REDIS_URL is required (without it the web process drains "
-              "the outbox itself)", file=sys.stderr)
+        sys.stderr.write("payhook worker: REDIS_URL is required (without it the web process "
+                         "drains the outbox itself)\n")
         return 2
     configure_logging()
     import uvloop

@@ -93,31 +93,31 @@ def judge(tx: MinedTransaction, expected: Expected) -> Verdict:
     return Verdict(True, received)
 
 
-def _native_refusal(tx: MinedTransaction, expected: Expected) -> Verdict | None:
-    if tx.to != expected.receive_address.lower():
+def _native_refusal(tx: MinedTransaction, wanted: Expected) -> Verdict | None:
+    if tx.to != wanted.receive_address.lower():
         return Verdict(False, anomaly=WRONG_RECIPIENT, details={"recipient": tx.to})
     return None
 
 
-def _token_refusal(tx: MinedTransaction, token: str, receive_address: str) -> Verdict | None:
-    if any(True for _ in _transfers_to(tx, token, receive_address)):
+def _token_refusal(tx: MinedTransaction, contract: str, receive_address: str) -> Verdict | None:
+    if any(True for _ in _transfers_to(tx, contract, receive_address)):
         return None
     receive_address = receive_address.lower()
     transfers = [(log.address, _recipient(log)) for log in tx.logs if _is_transfer(log)]
     look_alikes = sorted({address for address, to in transfers if to == receive_address})
     if look_alikes:
         return Verdict(False, anomaly=WRONG_TOKEN, details={"token_contracts": look_alikes})
-    recipients = sorted({to for address, to in transfers if address == token})
+    recipients = sorted({to for address, to in transfers if address == contract})
     if recipients:
         return Verdict(False, anomaly=WRONG_RECIPIENT, details={"recipients": recipients})
     return Verdict(False, anomaly=WRONG_TOKEN, details={"token_contracts": []})
 
 
-def _transfers_to(tx: MinedTransaction, token: str, receive_address: str) -> Iterable[int]:
-    """The values of ``token``'s Transfer logs to the receive address in this transaction."""
+def _transfers_to(tx: MinedTransaction, contract: str, receive_address: str) -> Iterable[int]:
+    """The values of ``contract``'s Transfer logs to the receive address in this transaction."""
     receive_address = receive_address.lower()
     for log in tx.logs:
-        if log.address == token and _is_transfer(log) and _recipient(log) == receive_address:
+        if log.address == contract and _is_transfer(log) and _recipient(log) == receive_address:
             yield int.from_bytes(log.data[:32], "big")
 
 

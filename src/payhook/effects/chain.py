@@ -53,12 +53,13 @@ class Chain:
     async def close(self) -> None:
         await self.web3.provider.disconnect()
 
-    async def require_chain_id(self, expected: int) -> None:
-        actual = await self.web3.eth.chain_id
-        if actual != expected:
+    async def require_chain_id(self, configured: int) -> None:
+        served = await self.web3.eth.chain_id
+        if served != configured:
             log.error("the web3 node serves chain %s, not PAYHOOK_WEB3_CHAIN_ID %s: "
-                      "no on-chain check runs", actual, expected)
-            raise WrongChain(f"the node serves chain {actual}, PAYHOOK_WEB3_CHAIN_ID is {expected}")
+                      "no on-chain check runs", served, configured)
+            raise WrongChain(f"the node serves chain {served}, "
+                             f"PAYHOOK_WEB3_CHAIN_ID is {configured}")
 
     async def sight(self, tx_hash: str, required: int) -> Sighting:
         """Count the transaction's confirmations; at ``required``, read the transaction, its
