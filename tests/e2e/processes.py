@@ -69,7 +69,11 @@ class Web(Process):
 
     def start(self) -> "Web":
         super().start()
-        wait_until_up(f"{self.url}/healthz", 30, lambda: self.alive)
+        try:
+            wait_until_up(f"{self.url}/healthz", 30, lambda: self.alive)
+        except BaseException:
+            self.stop()
+            raise AssertionError(f"web did not start:\n{self.output()[-3000:]}") from None
         return self
 
 

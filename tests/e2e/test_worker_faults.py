@@ -81,21 +81,25 @@ def test_a_redis_outage_delays_nothing_and_kills_nothing(pg_url, redis_server, t
 def test_kill_9_while_draining_loses_and_duplicates_nothing(pg_url, redis_server, tmp_path):
     env = service_env(pg_url, REDIS_URL=redis_server.url, PAYHOOK_OUTBOX_LEASE_SECONDS="3")
     server = web(env, tmp_path / "web.log").start()
+    survivor = worker(env, tmp_path / "worker-last.log")
     try:
         headers = new_merchant(server.url)
         sessions = create_sessions(server.url, headers, 300)
         assert set(pay(server.url, sessions)) == {200}
         for round_number in range(6):
             victim = worker(env, tmp_path / f"worker-{round_number}.log").start()
-            time.sleep(0.4 + 0.2 * round_number)
-            victim.kill()
-        survivor = worker(env, tmp_path / "worker-last.log").start()
+            try:
+                time.sleep(0.4 + 0.2 * round_number)
+            finally:
+                victim.kill()
+        survivor.start()
         wait_for(lambda: query(pg_url, "SELECT count(*) FROM outbox_entries "
                                        "WHERE status IN ('pending', 'running')") == 0,
                  120, "the outbox to drain")
-        assert survivor.stop() == 0
     finally:
+        code = survivor.stop()
         server.stop()
+    assert code == 0, survivor.output()[-3000:]
     assert query(pg_url, "SELECT count(*) FROM invoices") == 300
     assert query(pg_url, "SELECT count(DISTINCT session_id) FROM invoices") == 300
     assert query(pg_url, "SELECT count(*) FROM checkout_sessions WHERE invoice_id IS NULL") == 0
