@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 URL    := http://$(HOST):$(PORT)
 
-.PHONY: run test lint bench-ingest clean
+.PHONY: run test lint bench-ingest bench-worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,13 @@ lint: $(VENV)/.test
 # (fresh databases, dropped at the end). Options: make bench-ingest BENCH_ARGS='--json'.
 bench-ingest: $(VENV)/.test
 	$(BIN)/python -m bench.ingest $(BENCH_ARGS)
+
+# One arq worker process: paid sessions fully processed per second (invoice, key check, link,
+# e-mail to a loopback SMTP inbox, signed delivery to a loopback endpoint) beside the ingest rate
+# of one web process, then webhook-to-delivery latency at a steady rate. Starts its own
+# redis-server; fresh database, dropped at the end. Options: BENCH_ARGS='--sessions 2000 --json'.
+bench-worker: $(VENV)/.test
+	$(BIN)/python -m bench.worker $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules *.egg-info src/*.egg-info
