@@ -1,9 +1,11 @@
 """The arq worker: ``payhook worker`` (the Procfile's ``worker:`` line) runs it supervised.
 
-arq carries nudges only. Each ``drain`` job drains every due outbox row; a cron sweep expires
-unpaid sessions and drains whatever a lost nudge left behind. arq exits when Redis drops
-(FIELD-NOTES.md), so :mod:`worker.supervisor` restarts it and, meanwhile, keeps draining from
-the database on its own poll: a Redis outage delays nothing by more than a poll.
+arq carries nudges only. One :class:`~payhook.outbox.runner.Pump` per process drains the
+outbox (on its own 1 s poll, and at once when nudged); a ``drain`` job only wakes it, so however
+many nudges arrive, one drain runs and its in-flight rows stay within the database pool. A
+cron job wakes it too, every 5 s. arq exits when Redis drops (FIELD-NOTES.md), so
+:mod:`worker.supervisor` restarts arq while the pump goes on: a Redis outage delays nothing by
+more than a poll.
 """
 
 from typing import Any
@@ -14,41 +16,33 @@ from arq.worker import func
 
 from payhook.config import load_settings
 from payhook.db.engine import create_engine
-from payhook.outbox.drain import Drainer
 from payhook.outbox.nudge import DRAIN_JOB
-from payhook.outbox.runner import sweep
-from payhook.runtime import build_drainer, check_web3_node
+from payhook.outbox.runner import Pump
+from payhook.runtime import close_pump, start_pump
 
-JOB_TIMEOUT_SECONDS = 300
-
-
-async def drain(ctx: dict[str, Any]) -> int:
-    drainer: Drainer = ctx["drainer"]
-    return await drainer.drain()
+JOB_TIMEOUT_SECONDS = 10  # a job only wakes the pump
 
 
-async def sweep_and_drain(ctx: dict[str, Any]) -> int:
-    drainer: Drainer = ctx["drainer"]
-    await sweep(drainer.engine, ctx["max_attempts"])
-    return await drainer.drain()
+async def drain(ctx: dict[str, Any]) -> None:
+    """A nudge: something was committed."""
+    pump: Pump = ctx["pump"]
+    pump.nudge()
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     """Resources live in ``ctx`` (built here, never at import)."""
-    if "drainer" in ctx:  # the supervisor built them already and passes them in
+    if "pump" in ctx:  # the supervisor built them already and passes them in
         return
     settings = load_settings()
-    engine = create_engine(settings.database_url)
-    drainer = build_drainer(settings, engine)
-    await check_web3_node(drainer.context)
-    ctx.update(drainer=drainer, max_attempts=settings.outbox_max_attempts, owns_resources=True)
+    ctx.update(pump=await start_pump(settings, create_engine(settings.database_url)),
+               owns_resources=True)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     if ctx.get("owns_resources"):
-        drainer: Drainer = ctx["drainer"]
-        await drainer.context.close()
-        await drainer.engine.dispose()
+        pump: Pump = ctx["pump"]
+        await close_pump(pump)
+        await pump.drainer.engine.dispose()
 
 
 def redis_settings() -> RedisSettings:
@@ -57,7 +51,7 @@ def redis_settings() -> RedisSettings:
 
 WORKER_OPTIONS: dict[str, Any] = {
     "functions": [func(drain, name=DRAIN_JOB, timeout=JOB_TIMEOUT_SECONDS, max_tries=1)],
-    "cron_jobs": [cron(sweep_and_drain, second=set(range(0, 60, 5)), run_at_startup=True,
+    "cron_jobs": [cron(drain, name="sweep", second=set(range(0, 60, 5)), run_at_startup=True,
                        unique=True, timeout=JOB_TIMEOUT_SECONDS)],
     "on_startup": startup,
     "on_shutdown": shutdown,

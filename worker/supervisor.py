@@ -52,7 +52,7 @@ async def _stop_gracefully(worker: Worker, running: asyncio.Task[None]) -> None:
 async def supervise(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
     pump = await start_pump(settings, engine)
-    ctx: dict[str, Any] = {"drainer": pump.drainer, "max_attempts": settings.outbox_max_attempts}
+    ctx: dict[str, Any] = {"pump": pump}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

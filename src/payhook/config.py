@@ -69,6 +69,13 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("redis_url", "smtp_url", "web3_rpc_url", "web3_receive_address",
+                     mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        """``VAR=`` (as compose writes an unset ``${VAR:-}``) means not set."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, value: str) -> str:

@@ -30,7 +30,9 @@ class EffectContext:
         secret = settings.require_secret()
         # Merchant endpoints: short timeouts, and redirects are never followed (3xx = failure).
         http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0),
-                                 follow_redirects=False, trust_env=False)
+                                 follow_redirects=False, trust_env=False,
+                                 limits=httpx.Limits(max_connections=100,
+                                                     max_keepalive_connections=50))
         return cls(settings=settings, engine=engine, http=http, sealer=Sealer(secret),
                    hasher=KeyHasher(secret), links=AccessLinks.from_settings(settings),
                    mailer=_mailer(settings),
@@ -38,6 +40,8 @@ class EffectContext:
 
     async def close(self) -> None:
         await self.http.aclose()
+        if self.mailer is not None:
+            await self.mailer.close()
         if self.chain is not None:
             await self.chain.close()
 

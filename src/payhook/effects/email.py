@@ -5,6 +5,7 @@ crash between the two sends again (at-least-once), while a re-run after the reco
 nothing. Neither the link nor its token is ever logged; an SMTP error carries neither.
 """
 
+import asyncio
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -30,6 +31,14 @@ _SCHEMES = {"smtp": (25, False, False), "smtp+starttls": (587, False, True),
 _TIMEOUT_SECONDS = 10.0
 
 
+@dataclass
+class _Link:
+    """The kept-open connection, used by one sender at a time."""
+
+    client: aiosmtplib.SMTP | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
 @dataclass(frozen=True)
 class Mailer:
     hostname: str
@@ -39,6 +48,7 @@ class Mailer:
     sender: str
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    _link: "_Link" = field(default_factory=lambda: _Link(), repr=False, compare=False)
 
     @classmethod
     def from_url(cls, url: str, default_sender: str) -> "Mailer":
@@ -59,10 +69,37 @@ class Mailer:
                    password=unquote(parts.password) if parts.password else None)
 
     async def send(self, message: EmailMessage) -> None:
-        await aiosmtplib.send(message, hostname=self.hostname, port=self.port,
-                              username=self.username, password=self.password,
-                              use_tls=self.use_tls, start_tls=self.start_tls,
-                              timeout=_TIMEOUT_SECONDS)
+        """Over one kept-open SMTP connection (a new one per message costs more than the
+        message); a connection the server has closed meanwhile is opened again, once."""
+        async with self._link.lock:
+            for attempt in (1, 2):
+                client = await self._connected()
+                try:
+                    await client.send_message(message)
+                    return
+                except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+                    await self.close()
+                    if attempt == 2:
+                        raise
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._link.client is None or not self._link.client.is_connected:
+            client = aiosmtplib.SMTP(hostname=self.hostname, port=self.port,
+                                     use_tls=self.use_tls, start_tls=self.start_tls,
+                                     timeout=_TIMEOUT_SECONDS)
+            await client.connect()
+            if self.username is not None and self.password is not None:
+                await client.login(self.username, self.password)
+            self._link.client = client
+        return self._link.client
+
+    async def close(self) -> None:
+        client, self._link.client = self._link.client, None
+        if client is not None and client.is_connected:
+            try:
+                await client.quit()
+            except (aiosmtplib.SMTPException, ConnectionError):
+                client.close()
 
 
 async def send_access_email(context: "EffectContext", entry: Entry) -> Writes | None:

@@ -53,7 +53,7 @@ class Drainer:
     policy: RetryPolicy
     order: Sequence[str] = ()  # kinds of one session run in this order within a batch
     worker: str = field(default_factory=worker_name)
-    batch_size: int = 50
+    batch_size: int = 20  # rows in flight at once; keep it within the engine's pool
     lease: timedelta = timedelta(seconds=60)
     handler_timeout: float = 30.0
     stopping: bool = False
@@ -63,28 +63,53 @@ class Drainer:
         self.stopping = True
 
     async def drain(self) -> int:
-        """Run every due row, batch after batch, until none is due; returns how many ran."""
+        """Run every due row until none is due; returns how many ran.
+
+        A pipeline, not batch after batch: up to ``batch_size`` rows are in flight, and as soon
+        as some finish, more are claimed — so a follow-up row (a delivery a notification just
+        queued) never waits for the slowest row of an earlier batch.
+        """
         total = 0
-        while not self.stopping:
-            async with self.engine.begin() as conn:
-                entries = await store.claim_due(conn, self.worker, self.batch_size, self.lease,
-                                                clock.now())
-            if not entries:
-                return total
-            await self.run_batch(entries)
-            total += len(entries)
+        in_flight: dict[asyncio.Task[None], int] = {}
+        try:
+            while not self.stopping:
+                room = self.batch_size - sum(in_flight.values())
+                claimed: Sequence[Entry] = []
+                if room > 0:
+                    async with self.engine.begin() as conn:
+                        claimed = await store.claim_due(conn, self.worker, room, self.lease,
+                                                        clock.now())
+                for group in self.groups(claimed):
+                    in_flight[asyncio.create_task(self._run_in_order(group))] = len(group)
+                total += len(claimed)
+                if not in_flight:
+                    return total
+                if not claimed or room - len(claimed) <= 0:
+                    done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        del in_flight[task]
+                        task.result()
+        finally:
+            if in_flight:
+                await asyncio.gather(*in_flight)
         return total
 
     async def run_batch(self, entries: Sequence[Entry]) -> None:
-        """Rows of one session run in ``order`` (invoice before the notification that carries
-        it); different sessions run side by side."""
+        """Run these claimed rows (see :meth:`groups`) and wait for all of them."""
+        await asyncio.gather(*(self._run_in_order(group) for group in self.groups(entries)))
+
+    def groups(self, entries: Sequence[Entry]) -> list[list[Entry]]:
+        """A session's rows of the kinds in ``order`` run one after another, in that order
+        (the invoice before the notification that carries it); every other row, and every
+        other session, runs side by side."""
+        rank = {kind: position for position, kind in enumerate(self.order)}
         groups: dict[str, list[Entry]] = defaultdict(list)
         for entry in entries:
-            groups[str(entry.payload.get("session_id") or entry.id)].append(entry)
-        rank = {kind: position for position, kind in enumerate(self.order)}
-        await asyncio.gather(*(
-            self._run_in_order(sorted(group, key=lambda e: rank.get(e.kind, len(rank))))
-            for group in groups.values()))
+            ordered = entry.kind in rank and entry.payload.get("session_id")
+            groups[f"session:{entry.payload['session_id']}" if ordered else entry.id].append(
+                entry)
+        return [sorted(group, key=lambda e: rank.get(e.kind, len(rank)))
+                for group in groups.values()]
 
     async def _run_in_order(self, entries: Sequence[Entry]) -> None:
         for entry in entries:
