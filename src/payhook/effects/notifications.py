@@ -79,7 +79,7 @@ async def _not_ready(conn: AsyncConnection, session_id: str) -> Exception:
     due = [row.next_attempt_at for row in waiting if row.status == "pending"]
     wait = (min(due) - clock.now()) / timedelta(seconds=1) if due else 0.0
     return NotReady("the invoice or the customer access link is still in flight",
-                    retry_in=min(max(wait, 0.2), MAX_WAIT_SECONDS))
+                    retry_in=min(max(wait, 0.05), MAX_WAIT_SECONDS))
 
 
 def _deliveries(session: Any, event: dict[str, Any], max_attempts: int) -> Writes:

@@ -61,9 +61,10 @@ class Pump:
 
     async def _run(self) -> None:
         last_sweep = 0.0
+        wait = self.poll_seconds
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
             if self._stopping:
                 return
@@ -72,5 +73,16 @@ class Pump:
                     last_sweep = time.monotonic()
                     await sweep(self.drainer.engine, self.max_attempts)
                 await self.drainer.drain()
+                wait = await self._until_next_due()
             except Exception:  # noqa: BLE001 - a database outage must not stop the pump
                 log.exception("drain failed; retrying at the next poll")
+                wait = self.poll_seconds
+
+    async def _until_next_due(self) -> float:
+        """Sleep no longer than until the earliest pending row is due (a short backoff or a
+        postponed notification need not wait for the next poll)."""
+        async with self.drainer.engine.connect() as conn:
+            due = await store.next_due_at(conn)
+        if due is None:
+            return self.poll_seconds
+        return min(self.poll_seconds, max(0.0, (due - clock.now()).total_seconds()))

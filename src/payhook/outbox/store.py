@@ -57,7 +57,9 @@ def _due(now: datetime) -> Any:
 
 async def claim_due(conn: AsyncConnection, worker: str, limit: int, lease: timedelta,
                     now: datetime) -> list[Entry]:
-    due = (select(outbox.c.id).where(_due(now)).order_by(outbox.c.next_attempt_at)
+    # Rows of one session side by side, so they land in one claim and run in order.
+    due = (select(outbox.c.id).where(_due(now))
+           .order_by(outbox.c.next_attempt_at, outbox.c.payload["session_id"].as_string())
            .limit(limit).with_for_update(skip_locked=True).cte("due"))
     claimed = await conn.execute(
         update(outbox)
