@@ -158,7 +158,8 @@ async def bench(args: argparse.Namespace) -> int:
     tag = f"{os.getpid()}"
     servers = [
         Server("payhook", "payhook serve: full ingest (signature, strict JSON, decision, "
-               "payhook's writer), 1 uvicorn process, uvloop + httptools",
+               "payhook's writer), 1 uvicorn process, uvloop + httptools; REDIS_URL set as in "
+               "production, so it only nudges (no worker runs, as the baseline drains nothing)",
                f"bench_payhook_{tag}"),
         Server("baseline", "bench/baseline_app.py: bare Starlette + raw asyncpg pool "
                f"(max {args.baseline_pool}), json.loads + 5 statements in 1 transaction, "
@@ -167,6 +168,10 @@ async def bench(args: argparse.Namespace) -> int:
     per_server = args.warmup + args.requests * len(args.levels)
     created: list[str] = []
     log_dir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    from tests.e2e.processes import RedisServer
+
+    redis_server = RedisServer(log_dir).start()
+    servers[0].env["REDIS_URL"] = redis_server.url
     try:
         version = await server_version(args.admin_url)
         for server in servers:
@@ -227,6 +232,7 @@ async def bench(args: argparse.Namespace) -> int:
     finally:
         for server in servers:
             server.stop()
+        redis_server.stop()
         for name in created:
             try:
                 await drop_database(args.admin_url, name)
