@@ -57,9 +57,11 @@ def _due(now: datetime) -> Any:
 
 async def claim_due(conn: AsyncConnection, worker: str, limit: int, lease: timedelta,
                     now: datetime) -> list[Entry]:
-    # Rows of one session side by side, so they land in one claim and run in order.
+    # A session's rows share their next_attempt_at (written in one transaction), so this order
+    # keeps them side by side: they land in one claim and run in order. (Sorting on the
+    # payload's session id as well made every claim read every pending row: far slower.)
     due = (select(outbox.c.id).where(_due(now))
-           .order_by(outbox.c.next_attempt_at, outbox.c.payload["session_id"].as_string())
+           .order_by(outbox.c.next_attempt_at)
            .limit(limit).with_for_update(skip_locked=True).cte("due"))
     claimed = await conn.execute(
         update(outbox)
