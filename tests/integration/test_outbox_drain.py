@@ -161,7 +161,7 @@ async def test_rows_of_one_session_run_in_order(database_url):
                 for kind in ("c.last", "b.middle", "a.first")])
         handlers = {"a.first": record, "b.middle": record, "c.last": record}
         await Drainer(engine, handlers, None, RetryPolicy(1),
-                      order=("a.first", "b.middle", "c.last")).drain()
+                      order=(("a.first",), ("b.middle",), ("c.last",))).drain()
         assert seen == ["a.first", "b.middle", "c.last"]
     finally:
         await engine.dispose()

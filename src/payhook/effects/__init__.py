@@ -29,4 +29,4 @@ HANDLERS: Mapping[str, Handler] = {
 }
 
 # Within one session's rows: the invoice and the link exist before the notification carries them.
-ORDER = (decisions.INVOICE, decisions.API_KEY, decisions.ACCESS_LINK, decisions.NOTIFY)
+ORDER = ((decisions.INVOICE, decisions.API_KEY, decisions.ACCESS_LINK), (decisions.NOTIFY,))

@@ -51,7 +51,9 @@ class Drainer:
     handlers: Mapping[str, Handler]
     context: Any
     policy: RetryPolicy
-    order: Sequence[str] = ()  # kinds of one session run in this order within a batch
+    # Stages of one session's rows: kinds in one stage run side by side, a stage after the one
+    # before it (the notification after the invoice and the link it carries).
+    order: Sequence[Sequence[str]] = ()
     worker: str = field(default_factory=worker_name)
     batch_size: int = 20  # rows in flight at once; keep it within the engine's pool
     lease: timedelta = timedelta(seconds=60)
@@ -99,10 +101,10 @@ class Drainer:
         await asyncio.gather(*(self._run_in_order(group) for group in self.groups(entries)))
 
     def groups(self, entries: Sequence[Entry]) -> list[list[Entry]]:
-        """A session's rows of the kinds in ``order`` run one after another, in that order
-        (the invoice before the notification that carries it); every other row, and every
-        other session, runs side by side."""
-        rank = {kind: position for position, kind in enumerate(self.order)}
+        """A session's rows of the kinds in ``order`` run stage by stage (the invoice before
+        the notification that carries it); every other row, and every other session, runs
+        side by side."""
+        rank = self._ranks()
         groups: dict[str, list[Entry]] = defaultdict(list)
         for entry in entries:
             ordered = entry.kind in rank and entry.payload.get("session_id")
@@ -111,9 +113,16 @@ class Drainer:
         return [sorted(group, key=lambda e: rank.get(e.kind, len(rank)))
                 for group in groups.values()]
 
+    def _ranks(self) -> dict[str, int]:
+        return {kind: stage for stage, kinds in enumerate(self.order) for kind in kinds}
+
     async def _run_in_order(self, entries: Sequence[Entry]) -> None:
+        rank = self._ranks()
+        stages: dict[int, list[Entry]] = defaultdict(list)
         for entry in entries:
-            await self.run(entry)
+            stages[rank.get(entry.kind, len(rank))].append(entry)
+        for stage in sorted(stages):
+            await asyncio.gather(*(self.run(entry) for entry in stages[stage]))
 
     async def run(self, entry: Entry) -> None:
         handler = self.handlers.get(entry.kind)
