@@ -1,5 +1,8 @@
 """Operators' endpoints, ``/admin``, behind ``Bearer <PAYHOOK_ADMIN_TOKEN>``."""
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -14,6 +17,7 @@ from payhook.observability import request_id
 from payhook.outbox import operators
 from payhook.schemas import AdminSessionCreate, MerchantCreate, ReplayMany, ReplayOne, parse
 from payhook.services import anomalies, events, merchants, sessions
+from payhook.services.pagination import Page
 
 
 async def create_merchant(request: Request) -> Response:
@@ -42,13 +46,8 @@ async def create_session(request: Request) -> Response:
 
 
 async def list_events(request: Request) -> Response:
-    app = state(request)
-    auth.admin(request)
-    page, params = page_request(request, filters=("provider", "outcome"))
-    async with reading(app.engine) as conn:
-        found = await events.list_events(conn, page, provider=params.get("provider"),
-                                         outcome=params.get("outcome"))
-    return listing(found, events.to_object)
+    return await _filtered_list(request, ("provider", "outcome"), events.list_events,
+                                events.to_object)
 
 
 async def get_event(request: Request) -> Response:
@@ -61,23 +60,25 @@ async def get_event(request: Request) -> Response:
 
 
 async def list_anomalies(request: Request) -> Response:
-    app = state(request)
-    auth.admin(request)
-    page, params = page_request(request, filters=("kind", "session_id"))
-    async with reading(app.engine) as conn:
-        found = await anomalies.list_anomalies(conn, page, kind=params.get("kind"),
-                                               session_id=params.get("session_id"))
-    return listing(found, anomalies.to_object)
+    return await _filtered_list(request, ("kind", "session_id"), anomalies.list_anomalies,
+                                anomalies.to_object)
 
 
 async def list_outbox(request: Request) -> Response:
+    return await _filtered_list(request, ("status", "kind"), operators.list_entries,
+                                operators.to_object)
+
+
+async def _filtered_list(request: Request, filters: tuple[str, ...],
+                         fetch: Callable[..., Awaitable[Page]],
+                         render: Callable[[Any], dict[str, Any]]) -> Response:
+    """An operators' list: the admin token, paging, and the filters as keyword arguments."""
     app = state(request)
     auth.admin(request)
-    page, params = page_request(request, filters=("status", "kind"))
+    page, params = page_request(request, filters=filters)
     async with reading(app.engine) as conn:
-        found = await operators.list_entries(conn, page, status=params.get("status"),
-                                             kind=params.get("kind"))
-    return listing(found, operators.to_object)
+        found = await fetch(conn, page, **{name: params.get(name) for name in filters})
+    return listing(found, render)
 
 
 async def get_outbox_entry(request: Request) -> Response:
