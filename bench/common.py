@@ -4,6 +4,7 @@ pre-built signed Stripe webhooks, the raw-asyncio keep-alive load generator, per
 the entry point that runs a bench on uvloop and cleans up on Ctrl-C or SIGTERM.
 """
 
+import argparse
 import asyncio
 import contextlib
 import hashlib
@@ -407,3 +408,11 @@ def run_bench(bench: Callable[[], Awaitable[int]]) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         log("interrupted: processes stopped, databases dropped")
         return 130
+
+
+def add_admin_url(parser: argparse.ArgumentParser) -> None:
+    """``--admin-url``: where the bench may create and drop its databases."""
+    parser.add_argument("--admin-url", default=os.environ.get("BENCH_ADMIN_URL",
+                                                              DEFAULT_ADMIN_URL),
+                        help="a PostgreSQL URL allowed to CREATE DATABASE "
+                             f"(default $BENCH_ADMIN_URL or {DEFAULT_ADMIN_URL})")

@@ -26,9 +26,9 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from bench.common import (
-    DEFAULT_ADMIN_URL,
     Phase,
     Server,
+    add_admin_url,
     create_database,
     database_url,
     drop_database,
@@ -133,10 +133,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="warm-up requests per server before measuring (default 500)")
     parser.add_argument("--passes", type=int, default=4,
                         help="alternating passes per concurrency, A B B A … (default 4)")
-    parser.add_argument("--admin-url", default=os.environ.get("BENCH_ADMIN_URL",
-                                                              DEFAULT_ADMIN_URL),
-                        help="a PostgreSQL URL allowed to CREATE DATABASE "
-                             f"(default $BENCH_ADMIN_URL or {DEFAULT_ADMIN_URL})")
+    add_admin_url(parser)
     parser.add_argument("--baseline-pool", type=int, default=20,
                         help="the baseline's asyncpg pool size (default 20, as payhook's)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")

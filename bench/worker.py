@@ -58,9 +58,9 @@ from standardwebhooks.webhooks import Webhook
 from bench.common import (
     ADMIN_TOKEN,
     BIN,
-    DEFAULT_ADMIN_URL,
     Phase,
     Server,
+    add_admin_url,
     build_requests,
     create_database,
     database_url,
@@ -452,10 +452,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="webhooks per second in the latency phase (default 20)")
     parser.add_argument("--duration", type=float, default=20.0,
                         help="seconds of the latency phase (default 20)")
-    parser.add_argument("--admin-url", default=os.environ.get("BENCH_ADMIN_URL",
-                                                              DEFAULT_ADMIN_URL),
-                        help="a PostgreSQL URL allowed to CREATE DATABASE "
-                             f"(default $BENCH_ADMIN_URL or {DEFAULT_ADMIN_URL})")
+    add_admin_url(parser)
     parser.add_argument("--profile", metavar="PATH",
                         help="py-spy the worker during the throughput phase into PATH "
                              "(.svg flamegraph, .json speedscope, else raw collapsed stacks)")

@@ -5,7 +5,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from payhook.api import auth
-from payhook.api.responses import listing, page_request, query
+from payhook.api.responses import merchant_list, query
 from payhook.api.state import state
 from payhook.db.engine import reading
 from payhook.effects.invoices import to_object
@@ -13,12 +13,7 @@ from payhook.services import invoices
 
 
 async def list_invoices(request: Request) -> Response:
-    app = state(request)
-    page, _ = page_request(request)
-    async with reading(app.engine) as conn:
-        caller = await auth.merchant(request, conn)
-        found = await invoices.list_invoices(conn, caller, page)
-    return listing(found, to_object)
+    return await merchant_list(request, invoices.list_invoices, to_object)
 
 
 async def get_invoice(request: Request) -> Response:

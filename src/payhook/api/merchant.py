@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from payhook.api import auth, invoices, webhook_endpoints
 from payhook.api.body import read_object
-from payhook.api.responses import listing, page_request, query
+from payhook.api.responses import merchant_list, query
 from payhook.api.state import state
 from payhook.db.engine import reading
 from payhook.schemas import ApiKeyCreate, Empty, SessionCreate, parse
@@ -54,12 +54,9 @@ async def get_session(request: Request) -> Response:
 
 
 async def list_sessions(request: Request) -> Response:
-    app = state(request)
-    page, params = page_request(request, filters=("status",))
-    async with reading(app.engine) as conn:
-        caller = await auth.merchant(request, conn)
-        found = await sessions.list_sessions(conn, caller, page, params.get("status"))
-    return listing(found, lambda row: sessions.to_object(row, app.settings.public_base_url))
+    base_url = state(request).settings.public_base_url
+    return await merchant_list(request, sessions.list_sessions,
+                               lambda row: sessions.to_object(row, base_url), ("status",))
 
 
 async def cancel_session(request: Request) -> Response:
@@ -75,12 +72,7 @@ async def cancel_session(request: Request) -> Response:
 
 
 async def list_api_keys(request: Request) -> Response:
-    app = state(request)
-    page, _ = page_request(request)
-    async with reading(app.engine) as conn:
-        caller = await auth.merchant(request, conn)
-        found = await api_keys.list_keys(conn, caller, page)
-    return listing(found, api_keys.to_object)
+    return await merchant_list(request, api_keys.list_keys, api_keys.to_object)
 
 
 async def create_api_key(request: Request) -> Response:

@@ -1,11 +1,14 @@
 """Small helpers every endpoint uses to read queries and write answers."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from payhook.api import auth
+from payhook.api.state import state
+from payhook.db.engine import reading
 from payhook.errors import InvalidRequest
 from payhook.services.pagination import Page, PageRequest
 
@@ -35,3 +38,15 @@ def page_request(
 
 def listing(page: Page, render: Callable[[Any], dict[str, Any]]) -> JSONResponse:
     return JSONResponse(page.to_list(render))
+
+
+async def merchant_list(request: Request, fetch: Callable[..., Awaitable[Page]],
+                        render: Callable[[Any], dict[str, Any]],
+                        filters: Iterable[str] = ()) -> JSONResponse:
+    """A merchant's list: the key's merchant and mode, paging, and the filters as keywords."""
+    filters = tuple(filters)
+    page, params = page_request(request, filters=filters)
+    async with reading(state(request).engine) as conn:
+        caller = await auth.merchant(request, conn)
+        found = await fetch(conn, caller, page, **{name: params.get(name) for name in filters})
+    return listing(found, render)

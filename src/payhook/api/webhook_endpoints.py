@@ -7,7 +7,7 @@ from starlette.routing import Route
 from payhook import net
 from payhook.api import auth
 from payhook.api.body import read_object
-from payhook.api.responses import listing, page_request, query
+from payhook.api.responses import merchant_list, query
 from payhook.api.state import state
 from payhook.crypto import Sealer
 from payhook.db.engine import reading
@@ -45,12 +45,8 @@ async def refuse_non_public(url: str) -> None:
 
 
 async def list_endpoints(request: Request) -> Response:
-    app = state(request)
-    page, _ = page_request(request)
-    async with reading(app.engine) as conn:
-        caller = await auth.merchant(request, conn)
-        found = await webhook_endpoints.list_endpoints(conn, caller, page)
-    return listing(found, webhook_endpoints.to_object)
+    return await merchant_list(request, webhook_endpoints.list_endpoints,
+                               webhook_endpoints.to_object)
 
 
 async def delete_endpoint(request: Request) -> Response:
