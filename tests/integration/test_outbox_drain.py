@@ -46,9 +46,9 @@ async def test_claims_are_exclusive_and_leased(database_url):
         assert len(rescued) == 5 and {e.attempts for e in rescued} == {2}
         async with engine.begin() as conn:
             # The paused first worker comes back: its fence no longer holds.
-            assert not await store.settle_done(conn, first[0], later)
+            assert await store.settle_done(conn, first, later) == []
             mine = next(e for e in rescued if e.id == first[0].id)
-            assert await store.settle_done(conn, mine, later)
+            assert await store.settle_done(conn, [first[1], mine], later) == [mine]
     finally:
         await engine.dispose()
 

@@ -1,9 +1,16 @@
-"""Claim → run → settle, the one drain both runners use.
+"""Claim → run → settle, the one drain both runners use — a claimed batch at a time.
 
-A handler gets the claimed :class:`Entry`, may read and do network I/O (never inside a
-transaction), and returns the writes that record its effect (or ``None``). The drain runs those
-writes and the fenced ``done`` in ONE transaction: a worker that lost its lease commits neither.
-A failure goes back to pending with backoff, or dead after the last attempt.
+A handler gets claimed rows and may read and do network I/O (never inside a transaction); it
+answers with the writes that record its effects, and which rows failed and why. The drain runs
+those writes and the fenced ``done`` of the rows that succeeded in ONE transaction, the writes
+only for the rows whose fence still holds: a worker that lost a row's lease commits neither its
+effect nor its ``done``. A failed row goes back to pending with backoff, or dead after its last
+attempt. Should the shared transaction fail, each row is settled on its own, so one bad row
+costs only itself.
+
+Two shapes of handler fill the registry: a plain :data:`Handler` runs per row (the drain runs
+its rows side by side and commits their writes together); a :class:`Batched` one takes all the
+claimed rows of its kind at once and writes them set-based, a few statements for the lot.
 """
 
 import asyncio
@@ -27,6 +34,24 @@ log = logging.getLogger("payhook.outbox")
 
 Writes = Callable[[AsyncConnection], Awaitable[None]]
 Handler = Callable[[Any, Entry], Awaitable[Writes | None]]
+# The writes of a batch, given the rows whose fence held (a subset of those that succeeded).
+BatchWrites = Callable[[AsyncConnection, Sequence[Entry]], Awaitable[None]]
+
+
+@dataclass
+class Outcome:
+    """What a batch handler did: ``failed`` maps a row's id to its error (``NotReady`` to
+    postpone it); every other row succeeded, and ``writes`` records their effects."""
+
+    writes: BatchWrites | None = None
+    failed: dict[str, BaseException] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Batched:
+    """A registry entry that handles all the claimed rows of its kind at once."""
+
+    run: Callable[[Any, Sequence[Entry]], Awaitable[Outcome]]
 
 
 class NotReady(Exception):
@@ -37,10 +62,6 @@ class NotReady(Exception):
         self.retry_in = retry_in
 
 
-class LeaseLost(Exception):
-    """Our lease ran out and another worker owns the row now; we commit nothing."""
-
-
 def worker_name() -> str:
     return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
 
@@ -48,28 +69,28 @@ def worker_name() -> str:
 @dataclass
 class Drainer:
     engine: AsyncEngine
-    handlers: Mapping[str, Handler]
+    handlers: Mapping[str, Handler | Batched]
     context: Any
     policy: RetryPolicy
     # Stages of one session's rows: kinds in one stage run side by side, a stage after the one
     # before it (the notification after the invoice and the link it carries).
     order: Sequence[Sequence[str]] = ()
     worker: str = field(default_factory=worker_name)
-    batch_size: int = 20  # rows in flight at once; keep it within the engine's pool
+    batch_size: int = 200  # rows in flight at once
     lease: timedelta = timedelta(seconds=60)
     handler_timeout: float = 30.0
     stopping: bool = False
 
     def stop(self) -> None:
-        """Finish the batch in hand, claim no more."""
+        """Finish the batches in hand, claim no more."""
         self.stopping = True
 
     async def drain(self) -> int:
         """Run every due row until none is due; returns how many ran.
 
         A pipeline, not batch after batch: up to ``batch_size`` rows are in flight, and as soon
-        as some finish, more are claimed — so a follow-up row (a delivery a notification just
-        queued) never waits for the slowest row of an earlier batch.
+        as half of that room is free, more are claimed — so a follow-up row (a delivery a
+        notification just queued) never waits for the slowest row of an earlier batch.
         """
         total = 0
         in_flight: dict[asyncio.Task[None], int] = {}
@@ -77,14 +98,14 @@ class Drainer:
             while not self.stopping:
                 room = self.batch_size - sum(in_flight.values())
                 claimed: Sequence[Entry] = []
-                # Under load, claim once half the room is free rather than after every row:
-                # one claim per row would cost more than the rows.
+                # Under load, claim once half the room is free rather than after every batch:
+                # many small claims would cost more than their rows.
                 if room > 0 and (not in_flight or room >= self.batch_size // 2):
                     async with self.engine.begin() as conn:
                         claimed = await store.claim_due(conn, self.worker, room, self.lease,
                                                         clock.now())
-                for group in self.groups(claimed):
-                    in_flight[asyncio.create_task(self._run_in_order(group))] = len(group)
+                if claimed:
+                    in_flight[asyncio.create_task(self.run_claimed(claimed))] = len(claimed)
                 total += len(claimed)
                 if not in_flight:
                     return total
@@ -98,68 +119,98 @@ class Drainer:
                 await asyncio.gather(*in_flight)
         return total
 
-    async def run_batch(self, entries: Sequence[Entry]) -> None:
-        """Run these claimed rows (see :meth:`groups`) and wait for all of them."""
-        await asyncio.gather(*(self._run_in_order(group) for group in self.groups(entries)))
-
-    def groups(self, entries: Sequence[Entry]) -> list[list[Entry]]:
-        """A session's rows of the kinds in ``order`` run stage by stage (the invoice before
-        the notification that carries it); every other row, and every other session, runs
-        side by side."""
-        rank = self._ranks()
-        groups: dict[str, list[Entry]] = defaultdict(list)
+    async def run_claimed(self, entries: Sequence[Entry]) -> None:
+        """Run claimed rows kind by kind. Kinds named in ``order`` run stage by stage (the
+        invoice before the notification that carries it); every other kind beside them."""
+        rank = {kind: stage for stage, kinds in enumerate(self.order) for kind in kinds}
+        staged: dict[int, dict[str, list[Entry]]] = defaultdict(lambda: defaultdict(list))
+        free: dict[str, list[Entry]] = defaultdict(list)
         for entry in entries:
-            ordered = entry.kind in rank and entry.payload.get("session_id")
-            groups[f"session:{entry.payload['session_id']}" if ordered else entry.id].append(
-                entry)
-        return [sorted(group, key=lambda e: rank.get(e.kind, len(rank)))
-                for group in groups.values()]
+            if entry.kind in rank and entry.payload.get("session_id"):
+                staged[rank[entry.kind]][entry.kind].append(entry)
+            else:
+                free[entry.kind].append(entry)
 
-    def _ranks(self) -> dict[str, int]:
-        return {kind: stage for stage, kinds in enumerate(self.order) for kind in kinds}
+        async def in_stages() -> None:
+            for stage in sorted(staged):
+                await asyncio.gather(*(self.run_kind(kind, rows)
+                                       for kind, rows in staged[stage].items()))
 
-    async def _run_in_order(self, entries: Sequence[Entry]) -> None:
-        rank = self._ranks()
-        stages: dict[int, list[Entry]] = defaultdict(list)
-        for entry in entries:
-            stages[rank.get(entry.kind, len(rank))].append(entry)
-        for stage in sorted(stages):
-            await asyncio.gather(*(self.run(entry) for entry in stages[stage]))
+        await asyncio.gather(in_stages(), *(self.run_kind(kind, rows)
+                                            for kind, rows in free.items()))
 
-    async def run(self, entry: Entry) -> None:
-        handler = self.handlers.get(entry.kind)
+    async def run_kind(self, kind: str, entries: Sequence[Entry]) -> None:
+        """Run, then settle, claimed rows of one kind."""
         try:
-            if handler is None:
-                raise LookupError(f"no handler for outbox kind {entry.kind!r}")
-            writes = await asyncio.wait_for(handler(self.context, entry), self.handler_timeout)
-            await self._finish(entry, writes)
-        except NotReady as not_ready:
-            await self._settle(store.postpone, entry,
-                               clock.now() + timedelta(seconds=not_ready.retry_in))
-        except LeaseLost:
-            log.warning("lease lost; another worker owns the row",
-                        extra={"outbox_id": entry.id, "kind": entry.kind})
-        except Exception as error:  # noqa: BLE001 - every failure is kept on the row
-            await self._fail(entry, error)
+            outcome = await self._handle(kind, entries)
+        except Exception as error:  # noqa: BLE001 - every failure is kept on the rows
+            outcome = Outcome(failed=dict.fromkeys((entry.id for entry in entries), error))
+        succeeded = [entry for entry in entries if entry.id not in outcome.failed]
+        if succeeded:
+            await self._finish(succeeded, outcome.writes)
+        for entry in entries:
+            if entry.id in outcome.failed:
+                await self._settle_failure(entry, outcome.failed[entry.id])
 
-    async def _finish(self, entry: Entry, writes: Writes | None) -> None:
-        async with self.engine.begin() as conn:
-            if writes is not None:
-                await writes(conn)
-            if not await store.settle_done(conn, entry, clock.now()):
-                raise LeaseLost(entry.id)
+    async def _handle(self, kind: str, entries: Sequence[Entry]) -> Outcome:
+        handler = self.handlers.get(kind)
+        if handler is None:
+            raise LookupError(f"no handler for outbox kind {kind!r}")
+        if isinstance(handler, Batched):
+            return await asyncio.wait_for(handler.run(self.context, entries),
+                                          self.handler_timeout)
+        return await self._each(handler, entries)
 
-    async def _fail(self, entry: Entry, error: BaseException) -> None:
+    async def _each(self, handler: Handler, entries: Sequence[Entry]) -> Outcome:
+        """A per-row handler over a batch: its rows side by side, their writes together."""
+        results = await asyncio.gather(
+            *(asyncio.wait_for(handler(self.context, entry), self.handler_timeout)
+              for entry in entries), return_exceptions=True)
+        writes: dict[str, Writes] = {}
+        outcome = Outcome()
+        for entry, result in zip(entries, results, strict=True):
+            if isinstance(result, Exception):
+                outcome.failed[entry.id] = result
+            elif isinstance(result, BaseException):
+                raise result  # cancelled: the rows stay leased and run again after the lease
+            elif result is not None:
+                writes[entry.id] = result
+
+        async def write(conn: AsyncConnection, held: Sequence[Entry]) -> None:
+            for entry in held:
+                if entry.id in writes:
+                    await writes[entry.id](conn)
+
+        outcome.writes = write
+        return outcome
+
+    async def _finish(self, entries: Sequence[Entry], writes: BatchWrites | None) -> None:
+        """The fenced ``done`` of these rows and the writes of those whose fence held, in one
+        transaction; if it fails, row by row, so that the failure is the bad row's alone."""
+        try:
+            async with self.engine.begin() as conn:
+                held = await store.settle_done(conn, entries, clock.now())
+                if writes is not None and held:
+                    await writes(conn, held)
+        except Exception as error:  # noqa: BLE001 - isolated below, then kept on the row
+            if len(entries) == 1:
+                await self._settle_failure(entries[0], error)
+            else:
+                for entry in entries:
+                    await self._finish([entry], writes)
+            return
+        for lost in {entry.id for entry in entries} - {entry.id for entry in held}:
+            log.warning("lease lost; another worker owns the row", extra={"outbox_id": lost})
+
+    async def _settle_failure(self, entry: Entry, error: BaseException) -> None:
         now = clock.now()
-        message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        next_attempt = self.policy.next_attempt(entry.attempts, entry.max_attempts, now)
-        log.warning("outbox entry failed", extra={
-            "outbox_id": entry.id, "kind": entry.kind, "attempt": entry.attempts,
-            "dead": next_attempt is None, "error": message[:300]})
         async with self.engine.begin() as conn:
+            if isinstance(error, NotReady):
+                await store.postpone(conn, entry, now + timedelta(seconds=error.retry_in), now)
+                return
+            message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            next_attempt = self.policy.next_attempt(entry.attempts, entry.max_attempts, now)
+            log.warning("outbox entry failed", extra={
+                "outbox_id": entry.id, "kind": entry.kind, "attempt": entry.attempts,
+                "dead": next_attempt is None, "error": message[:300]})
             await store.settle_failed(conn, entry, message, next_attempt, now)
-
-    async def _settle(self, settle: Callable[..., Awaitable[bool]], entry: Entry,
-                      until: Any) -> None:
-        async with self.engine.begin() as conn:
-            await settle(conn, entry, until, clock.now())

@@ -6,11 +6,12 @@ has one writer and drops the clause) and the UPDATE marks them ``running`` with 
 Settling is fenced on (id, locked_by, attempts): a worker that lost its lease settles nothing.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook.db.tables import outbox_entries as outbox
@@ -77,13 +78,22 @@ def _fence(entry: Entry) -> list[Any]:
             outbox.c.locked_by == entry.locked_by, outbox.c.attempts == entry.attempts]
 
 
-async def settle_done(conn: AsyncConnection, entry: Entry, now: datetime) -> bool:
-    """Mark done, only if we still hold the lease. Run it in the handler's own transaction so
-    a worker that lost its lease cannot commit the effect either."""
+async def settle_done(conn: AsyncConnection, entries: Sequence[Entry],
+                      now: datetime) -> list[Entry]:
+    """Mark done, in one statement, the rows whose lease we still hold; returns those. Run it
+    in the effects' own transaction so a worker that lost a lease commits that row's effect
+    neither."""
+    if not entries:
+        return []
     settled = await conn.execute(
-        update(outbox).where(*_fence(entry))
-        .values(status="done", locked_by=None, locked_until=None, updated_at=now))
-    return settled.rowcount == 1
+        update(outbox)
+        .where(outbox.c.status == "running",
+               tuple_(outbox.c.id, outbox.c.locked_by, outbox.c.attempts).in_(
+                   [(entry.id, entry.locked_by, entry.attempts) for entry in entries]))
+        .values(status="done", locked_by=None, locked_until=None, updated_at=now)
+        .returning(outbox.c.id))
+    held = set(settled.scalars())
+    return [entry for entry in entries if entry.id in held]
 
 
 async def settle_failed(conn: AsyncConnection, entry: Entry, error: str,
