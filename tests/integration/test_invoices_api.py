@@ -1,7 +1,7 @@
 """/v1/invoices on PostgreSQL and SQLite: one invoice per paid session, the caller's own only."""
 
 from payhook.domain.decisions import INVOICE
-from payhook.effects import invoices
+from payhook.effects import HANDLERS
 from tests import flows
 
 INVOICE_FIELDS = {"id", "object", "session_id", "amount", "currency", "mode", "status",
@@ -10,7 +10,7 @@ INVOICE_FIELDS = {"id", "object", "session_id", "amount", "currency", "mode", "s
 
 async def invoiced_sessions(client, app, merchant, count: int) -> list[str]:
     sessions = [await flows.paid_session(client, merchant) for _ in range(count)]
-    registry = {INVOICE: invoices.create_invoice}  # only the invoices: nothing else is needed
+    registry = {INVOICE: HANDLERS[INVOICE]}  # only the invoices: nothing else is needed
     state = app.state.payhook
     drain = flows.drainer(state.settings, state.engine, registry=registry)
     try:

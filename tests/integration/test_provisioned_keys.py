@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from payhook.crypto import Sealer
 from payhook.domain.decisions import API_KEY
-from payhook.effects.api_keys import provision_key
+from payhook.effects.api_keys import provision_keys
 from payhook.effects.context import EffectContext
 from payhook.outbox.store import Entry
 from payhook.services.api_keys import KeyHasher
@@ -39,23 +39,24 @@ async def test_racing_writes_insert_one_key(client, app, settings, merchant):
     sessions = [await paid_session(client, merchant.id, "live") for _ in range(6)]
     engine = app.state.payhook.engine
     context = EffectContext.build(settings, engine)
-    writes = [await provision_key(context, Entry(
-        id=f"ob_{n}", kind=API_KEY, payload={"session_id": session_id}, attempts=1,
-        max_attempts=1, errors=[], locked_by="test")) for n, session_id in enumerate(sessions)]
+    entries = [Entry(id=f"ob_{n}", kind=API_KEY, payload={"session_id": session_id},
+                     attempts=1, max_attempts=1, errors=[], locked_by="test")
+               for n, session_id in enumerate(sessions)]
+    writes = [(entry, (await provision_keys(context, [entry])).writes) for entry in entries]
     await context.close()
 
     # On PostgreSQL every transaction is open before any writes, so each one's "no active
     # key" check runs before another commits; SQLite has one writer (nothing to line up).
     barrier = asyncio.Barrier(len(writes) if engine.dialect.name == "postgresql" else 1)
 
-    async def commit(write):
+    async def commit(entry, write):
         async with engine.begin() as conn:
             await conn.execute(select(1))
             if engine.dialect.name == "postgresql":
                 await barrier.wait()
-            await write(conn)
+            await write(conn, [entry])
 
-    await asyncio.gather(*(commit(write) for write in writes))
+    await asyncio.gather(*(commit(entry, write) for entry, write in writes))
     assert len(await provisioned_keys(app, merchant.id)) == 1
 
 

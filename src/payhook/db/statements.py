@@ -1,13 +1,45 @@
-"""Statements whose spelling differs between PostgreSQL and SQLite."""
+"""Statements spelt once for PostgreSQL and SQLite, and the set-based ones batch handlers share."""
 
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payhook.db.tables import checkout_sessions as sessions
 
 
 def insert_ignoring_conflicts(conn: AsyncConnection, table: Table) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING`` in the connection's dialect."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing()
+
+
+async def update_each(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]],
+                      *where: Any, **fixed: Any) -> None:
+    """One executemany ``UPDATE``: each row names its ``id`` and the values to set (every row
+    the same columns), ``where`` adds conditions and ``fixed`` values shared by all rows."""
+    if not rows:
+        return
+    columns = [column for column in rows[0] if column != "id"]
+    statement = (update(table).where(table.c.id == bindparam("_id"), *where)
+                 .values({**{column: bindparam(f"_{column}") for column in columns}, **fixed}))
+    await conn.execute(statement, [{"_id": row["id"], **{f"_{column}": row[column]
+                                                         for column in columns}}
+                                   for row in rows])
+
+
+async def paid_sessions(conn: AsyncConnection, session_ids: Iterable[str], *columns: Any,
+                        lock: bool = False) -> dict[str, Any]:
+    """The paid sessions among these ids (the columns given, else all), by id; a missing id
+    is a LookupError: an effect of a paid session needs its session paid. ``lock`` takes the
+    rows' locks (PostgreSQL; SQLite has one writer) for a read-then-write."""
+    wanted = set(session_ids)
+    query = (select(sessions.c.id, *columns) if columns else select(sessions)).where(
+        sessions.c.id.in_(wanted), sessions.c.status == "paid")
+    found = {row.id: row for row in await conn.execute(
+        query.with_for_update() if lock else query)}
+    if missing := wanted - set(found):
+        raise LookupError(f"no paid session {', '.join(sorted(missing))}")
+    return found

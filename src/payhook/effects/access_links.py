@@ -2,26 +2,28 @@
 
 Signed HS256 with a key derived for this purpose only, so it can neither forge nor be forged by
 anything else keyed from ``PAYHOOK_SECRET_KEY``. A session gets one link, ever: the handler sets
-it with a compare-and-set, and in the same writes queues the e-mail that carries it.
+it with a compare-and-set on the locked row, and in the same writes queues the e-mail that
+carries it.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import jwt
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
 from payhook.config import Settings
 from payhook.crypto import derive_key
+from payhook.db.statements import paid_sessions, update_each
 from payhook.db.tables import checkout_sessions, outbox_entries
 from payhook.domain.decisions import EMAIL
 from payhook.errors import Unauthorized
 from payhook.ids import new_id
 from payhook.outbox import store
-from payhook.outbox.drain import Writes
+from payhook.outbox.drain import Outcome
 from payhook.outbox.store import Entry
 
 if TYPE_CHECKING:  # the context holds an AccessLinks: import it for annotations only
@@ -81,31 +83,26 @@ class AccessLinks:
             raise InvalidLink() from None
 
 
-async def issue_link(context: "EffectContext", entry: Entry) -> Writes:
-    session_id = entry.payload["session_id"]
+async def issue_links(context: "EffectContext", _entries: Sequence[Entry]) -> Outcome:
+    """A link for each paid session that has none, and the e-mail that carries it queued; a
+    session that has its link (an earlier run) gets neither again."""
 
-    async def write(conn: AsyncConnection) -> None:
+    async def write(conn: AsyncConnection, held: Sequence[Entry]) -> None:
+        paid = await paid_sessions(conn, (entry.payload["session_id"] for entry in held),
+                                   checkout_sessions.c.customer_access_url,
+                                   checkout_sessions.c.customer_email, lock=True)
         now = clock.now()
-        link = context.links.issue(session_id, now)
-        issued = (await conn.execute(
-            update(checkout_sessions)
-            .where(checkout_sessions.c.id == session_id, checkout_sessions.c.status == "paid",
-                   checkout_sessions.c.customer_access_url.is_(None))
-            .values(customer_access_url=link.url, customer_access_expires_at=link.expires_at,
-                    updated_at=now)
-            .returning(checkout_sessions.c.customer_email))).first()
-        if issued is None:
-            await _require_paid(conn, session_id)
-            return  # issued by an earlier run: never a second link, nor a second e-mail
-        if issued.customer_email and context.settings.smtp_url:
-            await conn.execute(outbox_entries.insert().values(store.new_entry(
-                EMAIL, {"session_id": session_id}, now, context.settings.outbox_max_attempts)))
+        links = {session.id: context.links.issue(session.id, now)
+                 for session in paid.values() if session.customer_access_url is None}
+        await update_each(conn, checkout_sessions, [
+            {"id": session_id, "customer_access_url": link.url,
+             "customer_access_expires_at": link.expires_at}
+            for session_id, link in links.items()],
+            checkout_sessions.c.customer_access_url.is_(None), updated_at=now)
+        emails = [store.new_entry(EMAIL, {"session_id": session_id}, now,
+                                  context.settings.outbox_max_attempts)
+                  for session_id in links if paid[session_id].customer_email]
+        if emails and context.settings.smtp_url:
+            await conn.execute(outbox_entries.insert(), emails)
 
-    return write
-
-
-async def _require_paid(conn: AsyncConnection, session_id: str) -> None:
-    paid = await conn.scalar(select(checkout_sessions.c.id).where(
-        checkout_sessions.c.id == session_id, checkout_sessions.c.status == "paid"))
-    if paid is None:
-        raise LookupError(f"no paid session {session_id}")
+    return Outcome(write)

@@ -6,6 +6,7 @@ conflict means another session (or another worker) provisioned it first. The raw
 only sealed until the session's access page takes it — once, destroying the sealed copy.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,41 +15,42 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
 from payhook.crypto import Sealer
-from payhook.db.statements import insert_ignoring_conflicts
+from payhook.db.statements import insert_ignoring_conflicts, paid_sessions
 from payhook.db.tables import api_keys, checkout_sessions
 from payhook.effects.context import EffectContext
 from payhook.ids import new_id
-from payhook.outbox.drain import Writes
+from payhook.outbox.drain import Outcome
 from payhook.outbox.store import Entry
 from payhook.services.api_keys import generate, stored_form
 
 
-async def provision_key(context: EffectContext, entry: Entry) -> Writes:
-    session_id = entry.payload["session_id"]
+async def provision_keys(context: EffectContext, _entries: Sequence[Entry]) -> Outcome:
+    """For each (merchant, mode) of the batch's sessions with no active key: one key, labelled
+    for the first of its sessions. Everything happens in the writes."""
 
-    async def write(conn: AsyncConnection) -> None:
-        session = (await conn.execute(
-            select(checkout_sessions.c.merchant_id, checkout_sessions.c.mode).where(
-                checkout_sessions.c.id == session_id,
-                checkout_sessions.c.status == "paid"))).one()
-        if await _has_active_key(conn, session.merchant_id, session.mode):
-            return
-        raw = generate(session.mode)
+    async def write(conn: AsyncConnection, held: Sequence[Entry]) -> None:
+        paid = await paid_sessions(conn, (entry.payload["session_id"] for entry in held),
+                                   checkout_sessions.c.merchant_id, checkout_sessions.c.mode)
+        first: dict[tuple[str, str], str] = {}
+        for session in paid.values():
+            first.setdefault((session.merchant_id, session.mode), session.id)
+        active = {(key.merchant_id, key.mode) for key in await conn.execute(
+            select(api_keys.c.merchant_id, api_keys.c.mode).distinct().where(
+                api_keys.c.merchant_id.in_({merchant for merchant, _ in first}),
+                api_keys.c.revoked_at.is_(None)))}
+        now = clock.now()
+        wanted = [(merchant, mode, session_id) for (merchant, mode), session_id in first.items()
+                  if (merchant, mode) not in active]
         # A conflict is "already provisioned" (by this session's earlier run or another's).
-        await conn.execute(insert_ignoring_conflicts(conn, api_keys).values(
-            id=new_id("key"), merchant_id=session.merchant_id, mode=session.mode,
-            label=f"provisioned for {session_id}", created_at=clock.now(),
-            provisioned_for=session_id, sealed_secret=context.sealer.seal(raw),
-            **stored_form(context.hasher, raw)))
+        for merchant, mode, session_id in wanted:
+            raw = generate(mode)
+            await conn.execute(insert_ignoring_conflicts(conn, api_keys).values(
+                id=new_id("key"), merchant_id=merchant, mode=mode,
+                label=f"provisioned for {session_id}", created_at=now,
+                provisioned_for=session_id, sealed_secret=context.sealer.seal(raw),
+                **stored_form(context.hasher, raw)))
 
-    return write
-
-
-async def _has_active_key(conn: AsyncConnection, merchant_id: str, mode: str) -> bool:
-    found = await conn.scalar(select(api_keys.c.id).where(
-        api_keys.c.merchant_id == merchant_id, api_keys.c.mode == mode,
-        api_keys.c.revoked_at.is_(None)).limit(1))
-    return found is not None
+    return Outcome(write)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,11 +25,12 @@ from standardwebhooks.webhooks import Webhook
 
 from payhook import __version__, clock, net
 from payhook.db.engine import reading
+from payhook.db.statements import update_each
 from payhook.db.tables import deliveries, delivery_attempts
 from payhook.db.tables import webhook_endpoints as endpoints
 from payhook.effects.context import EffectContext
 from payhook.ids import new_id
-from payhook.outbox.drain import Writes
+from payhook.outbox.drain import Outcome, Writes
 from payhook.outbox.store import Entry
 
 log = logging.getLogger("payhook.deliveries")
@@ -64,30 +66,59 @@ class Route:
     extensions: dict[str, Any]
 
 
-async def send(context: EffectContext, entry: Entry) -> Writes | None:
-    delivery_id = entry.payload["delivery_id"]
+async def send(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
+    """Every claimed delivery tried side by side; the delivered ones recorded together."""
+    ids = {entry.id: entry.payload["delivery_id"] for entry in entries}
     async with reading(context.engine) as conn:
-        target = (await conn.execute(
+        targets = {row.id: row for row in await conn.execute(
             select(deliveries, endpoints.c.url, endpoints.c.sealed_secret,
                    endpoints.c.status.label("endpoint_status"))
             .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
-            .where(deliveries.c.id == delivery_id))).one()
-    if target.status == "delivered":
-        return None
-    if target.endpoint_status != "enabled":  # disabled or deleted since: nothing to send
-        return _ended(delivery_id)
-    attempt = await _try(context, target)
-    log.info("delivery attempt", extra={
-        "delivery_id": delivery_id, "endpoint_id": target.endpoint_id,
-        "status_code": attempt.status_code, "duration_ms": attempt.duration_ms})
-    if attempt.delivered:
-        return _record(delivery_id, attempt, status="delivered", delivered_at=clock.now())
-    if attempt.status_code == 410:
-        return _gone(delivery_id, target.endpoint_id, attempt)
-    last = entry.attempts >= entry.max_attempts
-    async with context.engine.begin() as conn:  # kept even though this try fails
-        await _record(delivery_id, attempt, **({"status": "failed"} if last else {}))(conn)
-    raise DeliveryFailed(attempt.error or f"endpoint answered {attempt.status_code}")
+            .where(deliveries.c.id.in_(set(ids.values()))))}
+    outcome = Outcome()
+    tries: list[tuple[Entry, Any]] = []
+    others: dict[str, Writes] = {}  # the rarer endings, each its own writes
+    for entry in entries:
+        target = targets.get(ids[entry.id])
+        if target is None:
+            outcome.failed[entry.id] = LookupError(f"no delivery {ids[entry.id]}")
+        elif target.status == "delivered":
+            continue
+        elif target.endpoint_status != "enabled":  # disabled or deleted: nothing to send
+            others[entry.id] = _ended(target.id)
+        else:
+            tries.append((entry, target))
+    attempts = await asyncio.gather(*(_try(context, target) for _, target in tries))
+    delivered: dict[str, tuple[str, Attempt]] = {}
+    retried: list[tuple[str, Attempt]] = []
+    given_up: list[tuple[str, Attempt]] = []  # failed on the row's last attempt
+    for (entry, target), attempt in zip(tries, attempts, strict=True):
+        log.info("delivery attempt", extra={
+            "delivery_id": target.id, "endpoint_id": target.endpoint_id,
+            "status_code": attempt.status_code, "duration_ms": attempt.duration_ms})
+        if attempt.delivered:
+            delivered[entry.id] = (target.id, attempt)
+        elif attempt.status_code == 410:
+            others[entry.id] = _gone(target.id, target.endpoint_id, attempt)
+        else:
+            last = entry.attempts >= entry.max_attempts
+            (given_up if last else retried).append((target.id, attempt))
+            outcome.failed[entry.id] = DeliveryFailed(
+                attempt.error or f"endpoint answered {attempt.status_code}")
+    if retried or given_up:
+        async with context.engine.begin() as conn:  # kept even though these tries fail
+            await _record(conn, retried)
+            await _record(conn, given_up, status="failed")
+
+    async def write(conn: AsyncConnection, held: Sequence[Entry]) -> None:
+        await _record(conn, [delivered[entry.id] for entry in held if entry.id in delivered],
+                      status="delivered", delivered_at=clock.now())
+        for entry in held:
+            if entry.id in others:
+                await others[entry.id](conn)
+
+    outcome.writes = write
+    return outcome
 
 
 async def _try(context: EffectContext, target: Any) -> Attempt:
@@ -179,22 +210,24 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
-def _record(delivery_id: str, attempt: Attempt, **delivery: Any) -> Writes:
-    """The attempt's row, and the delivery's count (and new status, if any)."""
-    async def write(conn: AsyncConnection) -> None:
-        await conn.execute(delivery_attempts.insert().values(
-            id=new_id("da"), delivery_id=delivery_id, attempted_at=clock.now(),
-            status_code=attempt.status_code, duration_ms=attempt.duration_ms,
-            response_snippet=attempt.snippet, error=attempt.error))
-        await conn.execute(update(deliveries).where(deliveries.c.id == delivery_id)
-                           .values(attempts=deliveries.c.attempts + 1, **delivery))
-
-    return write
+async def _record(conn: AsyncConnection, tried: Sequence[tuple[str, Attempt]],
+                  **delivery: Any) -> None:
+    """Each attempt's row, and its delivery's count (and new status, if any)."""
+    if not tried:
+        return
+    now = clock.now()
+    await conn.execute(delivery_attempts.insert(), [
+        {"id": new_id("da"), "delivery_id": delivery_id, "attempted_at": now,
+         "status_code": attempt.status_code, "duration_ms": attempt.duration_ms,
+         "response_snippet": attempt.snippet, "error": attempt.error}
+        for delivery_id, attempt in tried])
+    await update_each(conn, deliveries, [{"id": delivery_id} for delivery_id, _ in tried],
+                      attempts=deliveries.c.attempts + 1, **delivery)
 
 
 def _gone(delivery_id: str, endpoint_id: str, attempt: Attempt) -> Writes:
     async def write(conn: AsyncConnection) -> None:
-        await _record(delivery_id, attempt, status="failed")(conn)
+        await _record(conn, [(delivery_id, attempt)], status="failed")
         now = clock.now()
         await conn.execute(
             update(endpoints).where(endpoints.c.id == endpoint_id,

@@ -6,6 +6,7 @@ nothing. Neither the link nor its token is ever logged; an SMTP error carries ne
 """
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -13,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
 from payhook.db.engine import reading
+from payhook.db.statements import update_each
 from payhook.db.tables import checkout_sessions as sessions
-from payhook.outbox.drain import Writes
+from payhook.outbox.drain import Outcome
 from payhook.outbox.store import Entry
 
 if TYPE_CHECKING:  # the context holds a Mailer: import it for annotations only
@@ -102,24 +104,46 @@ class Mailer:
                 client.close()
 
 
-async def send_access_email(context: "EffectContext", entry: Entry) -> Writes | None:
-    session_id = entry.payload["session_id"]
+async def send_access_emails(context: "EffectContext", entries: Sequence[Entry]) -> Outcome:
+    ids = {entry.id: entry.payload["session_id"] for entry in entries}
     async with reading(context.engine) as conn:
-        session = (await conn.execute(select(sessions).where(sessions.c.id == session_id))).one()
-    if session.email_sent_at is not None or not session.customer_email:
-        return None
-    if session.customer_access_url is None:
-        raise LookupError(f"session {session_id} has no access link to send")
-    if context.mailer is None:
-        raise LookupError("PAYHOOK_SMTP_URL is not set; replay this row once it is")
-    await context.mailer.send(compose(session, context.mailer.sender))
+        found = {row.id: row for row in await conn.execute(
+            select(sessions).where(sessions.c.id.in_(set(ids.values()))))}
+    outcome = Outcome()
+    to_send: dict[str, Any] = {}
+    for entry_id, session_id in ids.items():
+        session = found.get(session_id)
+        if session is None:
+            outcome.failed[entry_id] = LookupError(f"no session {session_id}")
+        elif session.email_sent_at is not None or not session.customer_email:
+            continue
+        elif session.customer_access_url is None:
+            outcome.failed[entry_id] = LookupError(
+                f"session {session_id} has no access link to send")
+        elif context.mailer is None:
+            outcome.failed[entry_id] = LookupError(
+                "PAYHOOK_SMTP_URL is not set; replay this row once it is")
+        else:
+            to_send[entry_id] = session
+    if to_send and context.mailer is not None:
+        mailer = context.mailer
+        results = await asyncio.gather(
+            *(mailer.send(compose(session, mailer.sender)) for session in to_send.values()),
+            return_exceptions=True)
+        for entry_id, result in zip(to_send, results, strict=True):
+            if isinstance(result, Exception):
+                outcome.failed[entry_id] = result
+            elif isinstance(result, BaseException):
+                raise result
 
-    async def record(conn: AsyncConnection) -> None:
-        await conn.execute(update(sessions).where(
-            sessions.c.id == session_id, sessions.c.email_sent_at.is_(None))
-            .values(email_sent_at=clock.now(), updated_at=clock.now()))
+    async def record(conn: AsyncConnection, held: Sequence[Entry]) -> None:
+        now = clock.now()
+        await update_each(conn, sessions, [
+            {"id": ids[entry.id], "email_sent_at": now} for entry in held if entry.id in to_send],
+            sessions.c.email_sent_at.is_(None), updated_at=now)
 
-    return record
+    outcome.writes = record
+    return outcome
 
 
 def compose(session: Any, sender: str) -> EmailMessage:

@@ -1,39 +1,38 @@
 """Exactly one invoice per paid session: the unique ``session_id`` makes a re-run a no-op."""
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
-from payhook.db.statements import insert_ignoring_conflicts
+from payhook.db.statements import insert_ignoring_conflicts, paid_sessions, update_each
 from payhook.db.tables import checkout_sessions, invoices
 from payhook.effects.context import EffectContext
 from payhook.ids import new_id
-from payhook.outbox.drain import Writes
+from payhook.outbox.drain import Outcome
 from payhook.outbox.store import Entry
 
 
-async def create_invoice(_context: EffectContext, entry: Entry) -> Writes:
-    session_id = entry.payload["session_id"]
+async def create_invoices(_context: EffectContext, _entries: Sequence[Entry]) -> Outcome:
+    """Everything happens in the writes: one INSERT for the batch, conflicts ignored."""
 
-    async def write(conn: AsyncConnection) -> None:
-        session = (await conn.execute(select(checkout_sessions).where(
-            checkout_sessions.c.id == session_id, checkout_sessions.c.status == "paid"))).one()
-        invoice_id = new_id("in")
-        created = await conn.scalar(
-            insert_ignoring_conflicts(conn, invoices).values(
-                id=invoice_id, session_id=session_id, merchant_id=session.merchant_id,
-                mode=session.mode, amount=session.amount, currency=session.currency,
-                payment_provider=session.payment_provider,
-                provider_reference=session.provider_reference, created_at=clock.now(),
-            ).returning(invoices.c.id))
-        if created is not None:
-            await conn.execute(update(checkout_sessions)
-                               .where(checkout_sessions.c.id == session_id)
-                               .values(invoice_id=invoice_id, updated_at=clock.now()))
+    async def write(conn: AsyncConnection, held: Sequence[Entry]) -> None:
+        paid = await paid_sessions(conn, (entry.payload["session_id"] for entry in held))
+        now = clock.now()
+        created = (await conn.execute(
+            insert_ignoring_conflicts(conn, invoices).returning(invoices.c.id,
+                                                                invoices.c.session_id),
+            [{"id": new_id("in"), "session_id": session.id, "merchant_id": session.merchant_id,
+              "mode": session.mode, "amount": session.amount, "currency": session.currency,
+              "payment_provider": session.payment_provider,
+              "provider_reference": session.provider_reference, "created_at": now}
+             for session in paid.values()])).all()
+        await update_each(conn, checkout_sessions,
+                          [{"id": row.session_id, "invoice_id": row.id} for row in created],
+                          updated_at=now)
 
-    return write
+    return Outcome(write)
 
 
 def to_object(row: Any) -> dict[str, Any]:

@@ -8,6 +8,8 @@ derives from the outbox row, so a re-run builds the same event, and the unique
 ``delivery.send`` row, retried on its own.
 """
 
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +26,7 @@ from payhook.effects import invoices as invoice_effect
 from payhook.effects.context import EffectContext
 from payhook.effects.deliveries import DELIVER
 from payhook.ids import new_id
-from payhook.outbox.drain import NotReady, Writes
+from payhook.outbox.drain import BatchWrites, NotReady, Outcome
 from payhook.outbox.store import Entry, new_entry
 from payhook.services import sessions
 
@@ -36,28 +38,40 @@ class PrerequisiteDead(Exception):
     """A row this notification waits for is dead: retry only after an operator replays it."""
 
 
-async def notify(context: EffectContext, entry: Entry) -> Writes:
-    session_id, kind = entry.payload["session_id"], entry.payload["type"]
-    if kind not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {kind!r}")
+async def notify(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
+    outcome = Outcome()
+    events: dict[str, tuple[Any, dict[str, Any]]] = {}  # entry id -> (session, event)
     async with reading(context.engine) as conn:
-        session = (await conn.execute(select(checkout_sessions).where(
-            checkout_sessions.c.id == session_id))).one()
-        if kind == PAID and (session.invoice_id is None or session.customer_access_url is None):
-            raise await _not_ready(conn, session_id)
-        invoice = None if session.invoice_id is None else (await conn.execute(
-            select(invoices).where(invoices.c.id == session.invoice_id))).one()
-    event = {
-        "id": event_id(entry),
-        "type": kind,
-        "created_at": clock.iso(clock.now()),
-        "data": {
-            "session": sessions.to_object(session, context.settings.public_base_url),
-            "invoice": invoice_effect.to_object(invoice) if invoice is not None else None,
-            "customer_access": sessions.customer_access(session),
-        },
-    }
-    return _deliveries(session, event, context.settings.outbox_max_attempts)
+        found = {row.id: row for row in await conn.execute(select(checkout_sessions).where(
+            checkout_sessions.c.id.in_({entry.payload["session_id"] for entry in entries})))}
+        invoice_ids = {session.invoice_id for session in found.values() if session.invoice_id}
+        invoice_rows = {row.id: row for row in await conn.execute(
+            select(invoices).where(invoices.c.id.in_(invoice_ids)))} if invoice_ids else {}
+        for entry in entries:
+            session_id, kind = entry.payload["session_id"], entry.payload["type"]
+            session = found.get(session_id)
+            if kind not in EVENT_TYPES:
+                outcome.failed[entry.id] = ValueError(f"unknown event type {kind!r}")
+            elif session is None:
+                outcome.failed[entry.id] = LookupError(f"no session {session_id}")
+            elif kind == PAID and (session.invoice_id is None
+                                   or session.customer_access_url is None):
+                outcome.failed[entry.id] = await _not_ready(conn, session_id)
+            else:
+                invoice = invoice_rows.get(session.invoice_id)
+                events[entry.id] = (session, {
+                    "id": event_id(entry),
+                    "type": kind,
+                    "created_at": clock.iso(clock.now()),
+                    "data": {
+                        "session": sessions.to_object(session,
+                                                      context.settings.public_base_url),
+                        "invoice": invoice_effect.to_object(invoice) if invoice else None,
+                        "customer_access": sessions.customer_access(session),
+                    },
+                })
+    outcome.writes = _deliveries(events, context.settings.outbox_max_attempts)
+    return outcome
 
 
 def event_id(entry: Entry) -> str:
@@ -82,25 +96,37 @@ async def _not_ready(conn: AsyncConnection, session_id: str) -> Exception:
                     retry_in=min(max(wait, 0.05), MAX_WAIT_SECONDS))
 
 
-def _deliveries(session: Any, event: dict[str, Any], max_attempts: int) -> Writes:
-    async def write(conn: AsyncConnection) -> None:
-        enabled = (await conn.execute(select(endpoints.c.id).where(
-            endpoints.c.merchant_id == session.merchant_id, endpoints.c.mode == session.mode,
-            endpoints.c.status == "enabled"))).scalars().all()
-        if not enabled:
+def _deliveries(events: dict[str, tuple[Any, dict[str, Any]]],
+                max_attempts: int) -> BatchWrites:
+    """A delivery (and its ``delivery.send`` row) per event and enabled endpoint of its
+    merchant and mode; an event's deliveries that exist already are not made again."""
+
+    async def write(conn: AsyncConnection, held: Sequence[Entry]) -> None:
+        chosen = [events[entry.id] for entry in held if entry.id in events]
+        if not chosen:
             return
+        enabled: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for endpoint in await conn.execute(
+                select(endpoints.c.id, endpoints.c.merchant_id, endpoints.c.mode).where(
+                    endpoints.c.merchant_id.in_({session.merchant_id for session, _ in chosen}),
+                    endpoints.c.status == "enabled")):
+            enabled[(endpoint.merchant_id, endpoint.mode)].append(endpoint.id)
         now = clock.now()
-        created = (await conn.execute(
-            insert_ignoring_conflicts(conn, deliveries).values([
-                {"id": new_id("dl"), "endpoint_id": endpoint_id, "event_id": event["id"],
+        rows = [{"id": new_id("dl"), "endpoint_id": endpoint_id, "event_id": event["id"],
                  "type": event["type"], "session_id": session.id, "body": event,
                  "status": "pending", "attempts": 0, "created_at": now}
-                for endpoint_id in enabled])
-            .returning(deliveries.c.id))).scalars().all()
+                for session, event in chosen
+                for endpoint_id in enabled[(session.merchant_id, session.mode)]]
+        if not rows:
+            return
+        created = (await conn.execute(
+            insert_ignoring_conflicts(conn, deliveries).returning(deliveries.c.id,
+                                                                  deliveries.c.session_id),
+            rows)).all()
         if created:
             await conn.execute(outbox_entries.insert(), [
-                new_entry(DELIVER, {"delivery_id": delivery_id, "session_id": session.id},
+                new_entry(DELIVER, {"delivery_id": row.id, "session_id": row.session_id},
                           now, max_attempts)
-                for delivery_id in created])
+                for row in created])
 
     return write
