@@ -1,6 +1,9 @@
 """What every effect handler may use, built once by the runner that starts the drain."""
 
-from dataclasses import dataclass
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
@@ -14,6 +17,32 @@ from payhook.effects.email import Mailer
 from payhook.services.api_keys import KeyHasher
 
 
+class OriginGates:
+    """At most ``limit`` requests in flight to one origin (scheme, host, port): a merchant's
+    server is not hit by a whole batch at once, and httpx's pool, whose cost grows with the
+    square of the requests in it, stays small. Different origins never wait for each other."""
+
+    def __init__(self, limit: int = 8):
+        self.limit = limit
+        self._gates: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, url: str) -> AsyncIterator[None]:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        gate, users = self._gates.get(origin, (asyncio.Semaphore(self.limit), 0))
+        self._gates[origin] = (gate, users + 1)
+        try:
+            async with gate:
+                yield
+        finally:
+            gate, users = self._gates[origin]
+            if users == 1:
+                del self._gates[origin]  # no one waits: forget it (origins come and go)
+            else:
+                self._gates[origin] = (gate, users - 1)
+
+
 @dataclass
 class EffectContext:
     settings: Settings
@@ -24,6 +53,7 @@ class EffectContext:
     links: AccessLinks
     mailer: Mailer | None  # None without PAYHOOK_SMTP_URL
     chain: Chain | None = None  # None without PAYHOOK_WEB3_RPC_URL
+    origins: OriginGates = field(default_factory=OriginGates)
 
     @classmethod
     def build(cls, settings: Settings, engine: AsyncEngine) -> "EffectContext":

@@ -122,6 +122,11 @@ async def send(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
 
 
 async def _try(context: EffectContext, target: Any) -> Attempt:
+    async with context.origins.hold(target.url):  # signed and timed once its turn comes
+        return await _try_now(context, target)
+
+
+async def _try_now(context: EffectContext, target: Any) -> Attempt:
     raw = json.dumps(target.body, separators=(",", ":")).encode()
     headers = signed_headers(context.sealer.open(target.sealed_secret), target.event_id, raw,
                              clock.now())

@@ -18,7 +18,7 @@ import logging
 import socket
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -104,8 +104,8 @@ class Drainer:
                     async with self.engine.begin() as conn:
                         claimed = await store.claim_due(conn, self.worker, room, self.lease,
                                                         clock.now())
-                if claimed:
-                    in_flight[asyncio.create_task(self.run_claimed(claimed))] = len(claimed)
+                for work, rows in self._work(claimed):
+                    in_flight[asyncio.create_task(work)] = rows
                 total += len(claimed)
                 if not in_flight:
                     return total
@@ -119,9 +119,11 @@ class Drainer:
                 await asyncio.gather(*in_flight)
         return total
 
-    async def run_claimed(self, entries: Sequence[Entry]) -> None:
-        """Run claimed rows kind by kind. Kinds named in ``order`` run stage by stage (the
-        invoice before the notification that carries it); every other kind beside them."""
+    def _work(self, entries: Sequence[Entry]) -> list[tuple[Coroutine[Any, Any, None], int]]:
+        """Claimed rows as work to run, each piece with its count of rows (the room it frees
+        when done): the kinds named in ``order`` stage by stage (the invoice before the
+        notification that carries it), every other kind on its own, beside them — so a slow
+        merchant endpoint holds up only the deliveries claimed with its own."""
         rank = {kind: stage for stage, kinds in enumerate(self.order) for kind in kinds}
         staged: dict[int, dict[str, list[Entry]]] = defaultdict(lambda: defaultdict(list))
         free: dict[str, list[Entry]] = defaultdict(list)
@@ -136,8 +138,11 @@ class Drainer:
                 await asyncio.gather(*(self.run_kind(kind, rows)
                                        for kind, rows in staged[stage].items()))
 
-        await asyncio.gather(in_stages(), *(self.run_kind(kind, rows)
-                                            for kind, rows in free.items()))
+        work = [(self.run_kind(kind, rows), len(rows)) for kind, rows in free.items()]
+        if staged:
+            work.append((in_stages(), sum(len(rows) for kinds in staged.values()
+                                          for rows in kinds.values())))
+        return work
 
     async def run_kind(self, kind: str, entries: Sequence[Entry]) -> None:
         """Run, then settle, claimed rows of one kind."""
