@@ -50,4 +50,14 @@ def test_the_message_carries_the_link():
                               customer_access_expires_at=None)
     message = compose(session, "shop@example.com")
     assert (message["From"], message["To"]) == ("shop@example.com", "ada@example.com")
-    assert "https://pay.example/access/cs_1?token=t.o.k" in message.get_content()
+    body = message.get_payload(decode=True).decode()
+    assert "https://pay.example/access/cs_1?token=t.o.k" in body and body.startswith("Hello Ada,")
+
+
+@pytest.mark.parametrize("sender", ["shop@example.com\r\nBcc: all@example.com", "a@b\nX: y"])
+def test_a_line_break_in_a_header_is_refused(sender):
+    session = SimpleNamespace(id="cs_1", customer_email="ada@example.com", customer_name=None,
+                              customer_access_url="https://pay.example/access/cs_1?token=t",
+                              customer_access_expires_at=None)
+    with pytest.raises(ValueError, match="line break"):
+        compose(session, sender)
