@@ -22,6 +22,11 @@ def query(url: str, sql: str):
     return asyncio.run(fetch_value(url, sql))
 
 
+DONE = "SELECT count(*) FROM outbox_entries WHERE status = 'done'"
+RUNNING = "SELECT count(*) FROM outbox_entries WHERE status = 'running'"
+PENDING = "SELECT count(*) FROM outbox_entries WHERE status IN ('pending', 'running')"
+
+
 def create_sessions(base: str, headers: dict[str, str], count: int) -> list[str]:
     with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
         return [client.post("/v1/checkout/sessions",
@@ -86,12 +91,19 @@ def test_kill_9_while_draining_loses_and_duplicates_nothing(pg_url, redis_server
         headers = new_merchant(server.url)
         sessions = create_sessions(server.url, headers, 300)
         assert set(pay(server.url, sessions)) == {200}
+        left_running = []  # rows each victim had claimed and not settled when it was killed
         for round_number in range(6):
             victim = worker(env, tmp_path / f"worker-{round_number}.log").start()
             try:
-                time.sleep(0.4 + 0.2 * round_number)
+                # Killed just after it starts getting somewhere: in the middle of its batches.
+                done = query(pg_url, DONE)
+                wait_for(lambda: query(pg_url, DONE) > done, 30, "the victim to drain",  # noqa: B023
+                         interval=0.02)
             finally:
                 victim.kill()
+            left_running.append(query(pg_url, RUNNING))
+        # Some of those rows only the survivor can finish, once their leases run out.
+        assert max(left_running) > 0 and query(pg_url, PENDING) > 0, left_running
         survivor.start()
         wait_for(lambda: query(pg_url, "SELECT count(*) FROM outbox_entries "
                                        "WHERE status IN ('pending', 'running')") == 0,

@@ -1,5 +1,7 @@
-"""The mailer keeps one SMTP connection open, and opens it again when the server closed it."""
+"""The mailer keeps its SMTP connections open (one while quiet, a few side by side under load),
+and opens one again when the server closed it."""
 
+import asyncio
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
@@ -15,14 +17,31 @@ def message(to: str) -> EmailMessage:
     return mail
 
 
+def connected(mailer: Mailer) -> list:
+    return [link.client for link in mailer._pool.links if link.client is not None]
+
+
+async def test_messages_sent_at_once_share_a_few_connections():
+    with running_inbox() as inbox:
+        mailer = Mailer.from_url(inbox.url, "payhook@payhook.test")
+        try:
+            await asyncio.gather(*(mailer.send(message(f"{n}@shop.example")) for n in range(20)))
+            assert 1 < len(connected(mailer)) <= len(mailer._pool.links)
+        finally:
+            await mailer.close()
+        assert connected(mailer) == []
+        assert sorted(m["To"] for m in inbox.messages()) == sorted(
+            f"{n}@shop.example" for n in range(20))
+
+
 async def test_one_connection_for_many_messages_and_a_reconnect():
     with running_inbox() as inbox:
         mailer = Mailer.from_url(inbox.url, "payhook@payhook.test")
         try:
             await mailer.send(message("a@shop.example"))
-            first = mailer._link.client
+            [first] = connected(mailer)
             await mailer.send(message("b@shop.example"))
-            assert mailer._link.client is first  # the same connection
+            assert connected(mailer) == [first]  # the same connection
             port = first.port
         finally:
             await mailer.close()

@@ -32,15 +32,26 @@ if TYPE_CHECKING:  # the context holds a Mailer: import it for annotations only
 _SCHEMES = {"smtp": (25, False, False), "smtp+starttls": (587, False, True),
             "smtps": (465, True, False)}
 _TIMEOUT_SECONDS = 10.0
+CONNECTIONS = 4
 _WIRE = compat32.clone(linesep="\r\n")
 
 
 @dataclass
 class _Link:
-    """The kept-open connection, used by one sender at a time."""
+    """One kept-open connection, used by one sender at a time."""
 
     client: aiosmtplib.SMTP | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class _Pool:
+    """A few kept-open connections, so that one message's round trips overlap another's; the
+    one used last is used next, so a quiet worker keeps only one open."""
+
+    def __init__(self, size: int):
+        self.links = [_Link() for _ in range(size)]
+        self.idle: asyncio.LifoQueue[_Link] = asyncio.LifoQueue()
+        for link in self.links:
+            self.idle.put_nowait(link)
 
 
 @dataclass(frozen=True)
@@ -52,7 +63,8 @@ class Mailer:
     sender: str
     username: str | None = None
     password: str | None = field(default=None, repr=False)
-    _link: "_Link" = field(default_factory=lambda: _Link(), repr=False, compare=False)
+    _pool: _Pool = field(default_factory=lambda: _Pool(CONNECTIONS), repr=False,
+                         compare=False)
 
     @classmethod
     def from_url(cls, url: str, default_sender: str) -> "Mailer":
@@ -73,38 +85,46 @@ class Mailer:
                    password=unquote(parts.password) if parts.password else None)
 
     async def send(self, message: Message) -> None:
-        """Over one kept-open SMTP connection (a new one per message costs more than the
+        """Over a kept-open SMTP connection (a new one per message costs more than the
         message); a connection the server has closed meanwhile is opened again, once."""
-        async with self._link.lock:
+        link = await self._pool.idle.get()
+        try:
             for attempt in (1, 2):
-                client = await self._connected()
+                client = await self._connected(link)
                 try:
                     await client.sendmail(self.sender, [message["To"]],
                                           message.as_bytes(policy=_WIRE))
                     return
                 except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
-                    await self.close()
+                    await _quit(link)
                     if attempt == 2:
                         raise
+        finally:
+            self._pool.idle.put_nowait(link)
 
-    async def _connected(self) -> aiosmtplib.SMTP:
-        if self._link.client is None or not self._link.client.is_connected:
+    async def _connected(self, link: _Link) -> aiosmtplib.SMTP:
+        if link.client is None or not link.client.is_connected:
             client = aiosmtplib.SMTP(hostname=self.hostname, port=self.port,
                                      use_tls=self.use_tls, start_tls=self.start_tls,
                                      timeout=_TIMEOUT_SECONDS)
             await client.connect()
             if self.username is not None and self.password is not None:
                 await client.login(self.username, self.password)
-            self._link.client = client
-        return self._link.client
+            link.client = client
+        return link.client
 
     async def close(self) -> None:
-        client, self._link.client = self._link.client, None
-        if client is not None and client.is_connected:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, ConnectionError):
-                client.close()
+        for link in self._pool.links:
+            await _quit(link)
+
+
+async def _quit(link: _Link) -> None:
+    client, link.client = link.client, None
+    if client is not None and client.is_connected:
+        try:
+            await client.quit()
+        except (aiosmtplib.SMTPException, ConnectionError):
+            client.close()
 
 
 async def send_access_emails(context: "EffectContext", entries: Sequence[Entry]) -> Outcome:
