@@ -173,7 +173,7 @@ class Profiler:
         self.path = path
         self.process = subprocess.Popen(
             [str(BIN / "py-spy"), "record", "--pid", str(pid), "--output", str(path),
-             "--format", fmt, "--rate", "200", "--nonblocking"],
+             "--format", fmt, "--rate", "1000", "--nonblocking"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             start_new_session=True)
 
