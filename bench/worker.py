@@ -22,6 +22,9 @@ delivery at the endpoint, and all its outbox rows are ``done``.
    ``--duration`` seconds; for each session, the time from writing its webhook to the endpoint
    receiving its delivery. Targets: p50 <= 50 ms, p99 <= 250 ms. The outbox rows' ``done``
    times break that down by step.
+3. Client floor. ``bench/floor.py``, in a process of its own, makes httpx POSTs to the same
+   endpoint and sends aiosmtplib messages to the same inbox, as the worker does for each
+   session: their CPU alone bounds what any worker on this stack could do per core.
 
     .venv/bin/python -m bench.worker [--sessions 2000] [--rate 30] [--duration 20]
                                      [--profile worker.svg] [--json]
@@ -48,6 +51,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -380,6 +384,7 @@ def ms(values: list[float], q: float) -> float:
 
 def render(meta: dict[str, Any], results: dict[str, Any]) -> str:
     ingest, drain, latency = results["ingest"], results["drain"], results["latency"]
+    floor = results["floor"]
     lines = [
         "bench-worker: paid sessions through one arq worker process (invoice, key check, "
         "access link, e-mail, signed delivery)",
@@ -412,6 +417,11 @@ def render(meta: dict[str, Any], results: dict[str, Any]) -> str:
         f"({drain['outbox_seq_rows_per_session']:.0f} rows read) per session",
         f"  ratio worker/ingest   : {results['ratio']:.2f} (target >= {TARGET_RATIO}) -> "
         f"{'met' if results['ratio'] >= TARGET_RATIO else 'MISSED'}",
+        f"  client floor          : one httpx POST {floor['post_us']} us + one aiosmtplib "
+        f"message {floor['mail_us']} us of CPU (bench/floor.py, a process of their own) = "
+        f"{floor['per_session_ms']:.2f} ms per session before any other work: one core could "
+        f"do at most {floor['one_core_sessions_per_s']} sessions/s, a ratio of at most "
+        f"{floor['ratio_ceiling']:.2f}",
         "",
         f"2. latency: {latency['sessions']} webhooks open-loop at {latency['rate']:g}/s for "
         f"{latency['duration']:g} s ({latency['rate'] / drain['rate']:.0%} of the worker's "
@@ -542,6 +552,7 @@ async def bench(args: argparse.Namespace) -> int:
             finally:
                 await redis.aclose()
                 await conn.close()
+            results["floor"] = await client_floor(endpoint, inbox, results["ingest"]["rps"])
             code = worker.stop()
             results["checks"]["worker exit"] = {
                 "ok": code == 0, "detail": f"SIGTERM -> exit code {code}"}
@@ -580,6 +591,26 @@ async def bench(args: argparse.Namespace) -> int:
                 for path in log_dir.iterdir():
                     path.unlink()
                 log_dir.rmdir()
+
+
+async def client_floor(endpoint: Endpoint, inbox: Any, ingest_rps: float) -> dict[str, Any]:
+    """``bench/floor.py`` against this run's endpoint and inbox (after the checks: its calls
+    are not sessions'): the CPU of a session's POST and message alone, and the most one core
+    could then do — the ceiling of any worker on this stack, beside the ingest rate."""
+    smtp = urlsplit(inbox.url)
+    log("client floor: httpx POSTs and aiosmtplib messages alone (bench/floor.py)")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.floor", "--http", endpoint.url,
+        "--smtp", f"{smtp.hostname}:{smtp.port}", stdout=subprocess.PIPE)
+    output, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"bench/floor.py exited with {process.returncode}")
+    floor = json.loads(output)
+    per_session_ms = (floor["post_us"] + floor["mail_us"]) / 1000
+    ceiling = 1000 / per_session_ms
+    return {**floor, "per_session_ms": round(per_session_ms, 3),
+            "one_core_sessions_per_s": round(ceiling),
+            "ratio_ceiling": round(ceiling / ingest_rps, 3) if ingest_rps else math.nan}
 
 
 def redis_version() -> str:

@@ -9,7 +9,7 @@ from payhook import clock
 from payhook.db.engine import create_engine
 from payhook.db.tables import outbox_entries
 from payhook.outbox import store
-from payhook.outbox.drain import Drainer, NotReady
+from payhook.outbox.drain import Batched, Drainer, NotReady, Outcome
 from payhook.outbox.retry import RetryPolicy
 
 
@@ -180,5 +180,85 @@ async def test_last_attempt_killed_is_buried(database_url):
             assert await store.bury_expired_leases(conn, now + timedelta(seconds=6)) == 1
         [row] = await rows(engine)
         assert row.status == "dead" and "lease expired" in row.last_error
+    finally:
+        await engine.dispose()
+
+
+async def markers(engine) -> list[int]:
+    """What the test handlers' writes recorded (committed with their rows' done)."""
+    return sorted(row.payload["n"] for row in await rows(engine) if row.kind == "test.marker")
+
+
+def marking(fail_on: int | None = None, before_writes=None) -> Batched:
+    """A batched handler whose writes add one marker row per held row; the row whose n is
+    ``fail_on`` makes the writes fail."""
+    async def run(_context, entries):
+        if before_writes is not None:
+            await before_writes(entries)
+
+        async def write(conn, held):
+            if any(entry.payload["n"] == fail_on for entry in held):
+                raise ValueError(f"row {fail_on} is bad")
+            await conn.execute(outbox_entries.insert(), [
+                {**store.new_entry("test.marker", {"n": entry.payload["n"]}, clock.now(), 1),
+                 "status": "done"} for entry in held])
+
+        return Outcome(write)
+
+    return Batched(run)
+
+
+async def test_a_bad_row_fails_alone_and_the_rest_of_its_batch_commits(database_url):
+    engine = create_engine(database_url)
+    try:
+        await add_rows(engine, 6, "test.batch")
+        await Drainer(engine, {"test.batch": marking(fail_on=3)}, None, RetryPolicy(60)).drain()
+        assert await markers(engine) == [0, 1, 2, 4, 5]
+        states = {row.payload["n"]: (row.status, row.last_error)
+                  for row in await rows(engine) if row.kind == "test.batch"}
+        assert states.pop(3) == ("pending", "ValueError: row 3 is bad")
+        assert set(states.values()) == {("done", None)}
+    finally:
+        await engine.dispose()
+
+
+async def test_a_row_whose_lease_was_lost_commits_neither_effect_nor_done(database_url):
+    engine = create_engine(database_url)
+
+    async def stolen(entries):
+        # While the handler works, another worker takes row 2 over (its lease ran out).
+        async with engine.begin() as conn:
+            await conn.execute(
+                outbox_entries.update()
+                .where(outbox_entries.c.id == next(e.id for e in entries
+                                                   if e.payload["n"] == 2))
+                .values(locked_by="another-worker", attempts=outbox_entries.c.attempts + 1))
+
+    try:
+        await add_rows(engine, 4, "test.batch")
+        await Drainer(engine, {"test.batch": marking(before_writes=stolen)}, None,
+                      RetryPolicy(60)).drain()
+        assert await markers(engine) == [0, 1, 3]
+        [taken] = [row for row in await rows(engine)
+                   if row.kind == "test.batch" and row.payload["n"] == 2]
+        assert (taken.status, taken.locked_by, taken.attempts) == ("running", "another-worker", 2)
+    finally:
+        await engine.dispose()
+
+
+async def test_per_row_and_failed_rows_of_a_batch_are_settled_each_on_their_own(database_url):
+    engine = create_engine(database_url)
+
+    async def odd_fails(_context, entry):
+        if entry.payload["n"] % 2:
+            raise ConnectionError(f"row {entry.payload['n']} failed")
+        return None
+
+    try:
+        await add_rows(engine, 6, "test.each")
+        await Drainer(engine, {"test.each": odd_fails}, None, RetryPolicy(60)).drain()
+        states = {row.payload["n"]: row.status for row in await rows(engine)}
+        assert states == {0: "done", 1: "pending", 2: "done", 3: "pending", 4: "done",
+                          5: "pending"}
     finally:
         await engine.dispose()

@@ -1,0 +1,84 @@
+"""The floor under ``make bench-worker``'s throughput: a paid session's two network calls alone.
+
+One httpx POST (at most 8 in flight, the worker's limit per merchant origin) and one aiosmtplib
+message (over 4 kept-open connections, as the worker's mailer), run in a process of their own
+against the endpoint and inbox ``bench.worker`` runs, on uvloop as the worker is. The CPU they
+cost per session is what no change to payhook's own code can go below with this stack:
+
+    .venv/bin/python -m bench.floor --http http://127.0.0.1:PORT/hook --smtp 127.0.0.1:PORT
+
+It prints one JSON object: microseconds of this process's CPU per POST and per message.
+"""
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import aiosmtplib
+import httpx
+import uvloop
+
+POSTS_IN_FLIGHT = 8
+SMTP_CONNECTIONS = 4
+BODY = json.dumps({"type": "bench.floor", "data": {"pad": "x" * 1500}}).encode()
+MESSAGE = (b"From: shop@payhook.test\r\nTo: floor@payhook.test\r\nSubject: floor\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + b"x" * 600 + b"\r\n")
+
+
+async def posts(url: str, count: int) -> None:
+    gate = asyncio.Semaphore(POSTS_IN_FLIGHT)
+    async with httpx.AsyncClient(timeout=10, follow_redirects=False, trust_env=False) as http:
+        async def one() -> None:
+            async with gate, http.stream("POST", url, content=BODY, headers={
+                    "content-type": "application/json"}) as answer:
+                async for _ in answer.aiter_bytes():
+                    pass
+
+        await asyncio.gather(*(one() for _ in range(count)))
+
+
+async def messages(host: str, port: int, count: int) -> None:
+    idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
+    clients = [aiosmtplib.SMTP(hostname=host, port=port) for _ in range(SMTP_CONNECTIONS)]
+    for client in clients:
+        await client.connect()
+        idle.put_nowait(client)
+
+    async def one() -> None:
+        client = await idle.get()
+        try:
+            await client.sendmail("shop@payhook.test", ["floor@payhook.test"], MESSAGE)
+        finally:
+            idle.put_nowait(client)
+
+    try:
+        await asyncio.gather(*(one() for _ in range(count)))
+    finally:
+        for client in clients:
+            await client.quit()
+
+
+async def cpu_per_call(run: Callable[[int], Awaitable[None]], count: int) -> float:
+    await run(max(50, count // 10))  # warm: connections open, code paths hot
+    started = time.process_time()
+    await run(count)
+    return (time.process_time() - started) / count * 1e6
+
+
+async def main(args: argparse.Namespace) -> dict[str, float]:
+    host, _, port = args.smtp.rpartition(":")
+    post_us = await cpu_per_call(lambda n: posts(args.http, n), args.count)
+    mail_us = await cpu_per_call(lambda n: messages(host, int(port), n), args.count)
+    return {"post_us": round(post_us), "mail_us": round(mail_us)}
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--http", required=True, help="the endpoint's URL")
+    parser.add_argument("--smtp", required=True, help="the inbox's host:port")
+    parser.add_argument("--count", type=int, default=2000)
+    print(json.dumps(uvloop.run(main(parser.parse_args()))))
+    sys.exit(0)
