@@ -262,3 +262,40 @@ async def test_per_row_and_failed_rows_of_a_batch_are_settled_each_on_their_own(
                           5: "pending"}
     finally:
         await engine.dispose()
+
+
+async def test_a_slow_kind_holds_up_only_its_own_rows(database_url):
+    """A merchant endpoint that hangs keeps its deliveries in flight, not the drain: the rest
+    of the claimed batch settles and frees its room, and more rows are claimed meanwhile."""
+    engine = create_engine(database_url)
+    release = asyncio.Event()
+    fast: list[int] = []
+
+    async def hangs(_context, _entry):
+        await release.wait()
+        return None
+
+    async def quick(_context, entry):
+        fast.append(entry.payload["n"])
+        return None
+
+    try:
+        earlier = clock.now() - timedelta(seconds=1)
+        async with engine.begin() as conn:  # the slow rows come first in the claim order
+            await conn.execute(outbox_entries.insert(), [
+                store.new_entry("test.slow", {"n": n}, earlier, 3) for n in (100, 101)])
+        await add_rows(engine, 6, "test.fast")
+        drainer = Drainer(engine, {"test.slow": hangs, "test.fast": quick}, None,
+                          RetryPolicy(60), batch_size=4)
+        draining = asyncio.create_task(drainer.drain())
+        for _ in range(200):
+            if len(fast) == 6:
+                break
+            await asyncio.sleep(0.02)
+        assert sorted(fast) == list(range(6)) and not draining.done()
+        release.set()
+        assert await draining == 8
+        assert {row.status for row in await rows(engine)} == {"done"}
+    finally:
+        release.set()
+        await engine.dispose()
