@@ -18,6 +18,7 @@ from payhook.db.tables import (
     webhook_endpoints,
 )
 from payhook.domain.decisions import ACCESS_LINK, FAILED, NOTIFY, PAID
+from payhook.effects.context import OriginGates
 from payhook.effects.deliveries import DELIVER
 from payhook.outbox.drain import NotReady
 from payhook.outbox.retry import RetryPolicy
@@ -192,6 +193,33 @@ async def test_a_hanging_endpoint_times_out_as_a_failed_attempt(client, app, mer
     assert 400 <= attempt.duration_ms < 5000
     [delivery] = await table(app, deliveries)
     assert (delivery.status, delivery.attempts) == ("pending", 1)
+
+
+async def test_a_slow_origin_fails_only_its_own_deliveries(client, app, merchant, server,
+                                                           drain):
+    """Deliveries to a hanging origin wait their turn (one at a time here) within one deadline
+    and fail alone, each retried on its own; the same batch's deliveries to another origin are
+    delivered and recorded."""
+    server.answer = "hang"
+    drain.context.origins = OriginGates(limit=1)
+    # As a 3 s lease makes them at run time: a deadline of 1 s per delivery, its wait for a
+    # turn included, and 1.5 s for the whole batch (three turns in a row would take 3 s).
+    drain.context.settings = drain.context.settings.model_copy(
+        update={"outbox_lease_seconds": 3.0})
+    drain.handler_timeout = 1.5
+    async with running() as good:
+        slow_endpoint = await endpoint_for(client, merchant, server)
+        await endpoint_for(client, merchant, good)
+        for _ in range(3):
+            await flows.paid_session(client, merchant)
+        await drain.drain()
+        assert len(good.verified) == 3
+    by_endpoint = {(row.endpoint_id == slow_endpoint, row.status, row.attempts)
+                   for row in await table(app, deliveries)}
+    assert by_endpoint == {(True, "pending", 1), (False, "delivered", 1)}
+    rows = await table(app, outbox_entries, outbox_entries.c.kind == DELIVER)
+    assert sorted(row.status for row in rows) == ["done"] * 3 + ["pending"] * 3
+    assert all("timed out" in row.last_error for row in rows if row.status == "pending")
 
 
 async def test_a_private_address_is_refused_again_at_delivery(client, app, merchant, server,

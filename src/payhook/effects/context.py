@@ -16,6 +16,8 @@ from payhook.effects.chain import Chain
 from payhook.effects.email import Mailer
 from payhook.services.api_keys import KeyHasher
 
+DEADLINE_SECONDS = 20.0
+
 
 class OriginGates:
     """At most ``limit`` requests in flight to one origin (scheme, host, port): a merchant's
@@ -54,6 +56,13 @@ class EffectContext:
     mailer: Mailer | None  # None without PAYHOOK_SMTP_URL
     chain: Chain | None = None  # None without PAYHOOK_WEB3_RPC_URL
     origins: OriginGates = field(default_factory=OriginGates)
+
+    @property
+    def deadline(self) -> float:
+        """Seconds one network call may take, its wait for a connection or its turn included:
+        well within the drain's handler timeout (half the lease), so that a batch always
+        finishes and records what it did, and a slow peer fails only its own rows."""
+        return min(DEADLINE_SECONDS, self.settings.outbox_lease_seconds / 3)
 
     @classmethod
     def build(cls, settings: Settings, engine: AsyncEngine) -> "EffectContext":

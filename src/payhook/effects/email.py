@@ -150,9 +150,12 @@ async def send_access_emails(context: "EffectContext", entries: Sequence[Entry])
             to_send[entry_id] = session
     if to_send and context.mailer is not None:
         mailer = context.mailer
+        # Each message within its own deadline, its wait for a connection included: a slow
+        # server fails the messages it cannot take in time, never the whole batch (whose sent
+        # messages would then go out again).
         results = await asyncio.gather(
-            *(mailer.send(compose(session, mailer.sender)) for session in to_send.values()),
-            return_exceptions=True)
+            *(asyncio.wait_for(mailer.send(compose(session, mailer.sender)), context.deadline)
+              for session in to_send.values()), return_exceptions=True)
         for entry_id, result in zip(to_send, results, strict=True):
             if isinstance(result, Exception):
                 outcome.failed[entry_id] = result
