@@ -31,6 +31,7 @@ class MerchantServer:
     port: int = 0
     secret: str | None = None  # the endpoint's whsec_…, as the create answer gave it
     answer: int | str = 200  # a status code, or "hang"
+    retry_after: str | None = None  # sent as Retry-After with the answer, if set
     received: list[Received] = field(default_factory=list)
     redirects_followed: int = 0
     release: asyncio.Event = field(default_factory=asyncio.Event)
@@ -60,7 +61,9 @@ class MerchantServer:
                                     status_code=int(self.answer))
         assert isinstance(self.answer, int)
         return PlainTextResponse(f"answer {self.answer} " + "x" * 2000,
-                                 status_code=self.answer)
+                                 status_code=self.answer,
+                                 headers={"retry-after": self.retry_after}
+                                 if self.retry_after is not None else None)
 
     async def moved(self, _request: Request) -> Response:
         self.redirects_followed += 1

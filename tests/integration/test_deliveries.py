@@ -5,12 +5,14 @@ loopback port receives the event and verifies it with the `standardwebhooks` pac
 
 import ipaddress
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from email.utils import format_datetime
 
 import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from payhook import net
+from payhook import clock, net
 from payhook.db.tables import (
     deliveries,
     delivery_attempts,
@@ -150,6 +152,28 @@ async def test_a_failing_endpoint_is_retried_with_backoff_then_dead(client, app,
     [delivery] = await table(app, deliveries)
     assert (delivery.status, delivery.attempts, delivery.delivered_at) == (
         "failed", MAX_ATTEMPTS, None)
+
+
+@pytest.mark.parametrize(("status", "retry_after", "wait"), [
+    (503, "600", 600),  # later than the backoff (about 60 s here): the endpoint's wish
+    (429, "HTTP-DATE", 900),
+    (429, "5", 60),  # sooner than the backoff: the backoff
+    (500, "600", 60),  # only 429 and 503 are read
+    (503, "999999999999999999999", 3600),  # capped at an hour
+    (503, "soon", 60),  # unreadable: the backoff
+])
+async def test_retry_after_is_honoured_within_limits(client, app, merchant, server, drain,
+                                                     status, retry_after, wait):
+    server.answer = status
+    server.retry_after = (format_datetime(clock.now() + timedelta(seconds=900), usegmt=True)
+                          if retry_after == "HTTP-DATE" else retry_after)
+    await endpoint_for(client, merchant, server)
+    await flows.paid_session(client, merchant)
+    await drain.drain()
+    row = await outbox_row(app, DELIVER)
+    assert (row.status, row.attempts) == ("pending", 1)
+    waited = (row.next_attempt_at - row.updated_at).total_seconds()
+    assert wait * 0.85 <= waited <= wait * 1.1 + 1, waited
 
 
 async def test_410_gone_disables_the_endpoint_and_ends_the_delivery(client, app, merchant,

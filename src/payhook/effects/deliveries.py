@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -30,7 +31,7 @@ from payhook.db.tables import deliveries, delivery_attempts
 from payhook.db.tables import webhook_endpoints as endpoints
 from payhook.effects.context import EffectContext
 from payhook.ids import new_id
-from payhook.outbox.drain import Outcome, Writes
+from payhook.outbox.drain import Outcome, RetryLater, Writes
 from payhook.outbox.store import Entry
 
 log = logging.getLogger("payhook.deliveries")
@@ -40,8 +41,9 @@ SNIPPET_CHARS = 500
 READ_LIMIT_BYTES = 4096  # of an answer: enough for the snippet, never the whole of a huge body
 
 
-class DeliveryFailed(Exception):
-    """This try did not deliver; the outbox retries with backoff."""
+class DeliveryFailed(RetryLater):
+    """This try did not deliver; the outbox retries with backoff, and no sooner than the
+    endpoint's ``Retry-After`` (on 429 or 503) asked."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Attempt:
     duration_ms: int
     snippet: str | None = None
     error: str | None = None
+    retry_after: float | None = None  # seconds, from a 429's or 503's Retry-After
 
     @property
     def delivered(self) -> bool:
@@ -103,7 +106,8 @@ async def send(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
             last = entry.attempts >= entry.max_attempts
             (given_up if last else retried).append((target.id, attempt))
             outcome.failed[entry.id] = DeliveryFailed(
-                attempt.error or f"endpoint answered {attempt.status_code}")
+                attempt.error or f"endpoint answered {attempt.status_code}",
+                retry_in=attempt.retry_after)
     if retried or given_up:
         async with context.engine.begin() as conn:  # kept even though these tries fail
             await _record(conn, retried)
@@ -138,12 +142,14 @@ async def _try(context: EffectContext, target: Any) -> Attempt:
                                          target.event_id, raw, clock.now())
                 started = time.monotonic()
                 routes = await _routes(target.url, context.settings.allow_private_urls)
-                status_code, snippet = await _post(context.http, routes, raw, headers)
+                status_code, snippet, retry_after = await _post(context.http, routes, raw,
+                                                                headers)
     except (net.ForbiddenAddress, net.Unresolvable) as error:
         return Attempt(None, elapsed(), error=f"refused: {error}")
     except (httpx.HTTPError, TimeoutError) as error:
         return Attempt(None, elapsed(), error=_describe(error))
-    return Attempt(status_code, elapsed(), snippet, _status_error(status_code))
+    return Attempt(status_code, elapsed(), snippet, _status_error(status_code),
+                   retry_after if status_code in (429, 503) else None)
 
 
 def signed_headers(secret: str, event_id: str, raw: bytes, now: datetime) -> dict[str, str]:
@@ -176,9 +182,12 @@ def pinned(url: str, address: net.IPAddress) -> Route:
                  {"host": parsed.netloc.decode(), "connection": "close"}, extensions)
 
 
+Answer = tuple[int, str, float | None]  # status, a snippet of the body, Retry-After seconds
+
+
 async def _post(http: httpx.AsyncClient, routes: list[Route], raw: bytes,
-                headers: dict[str, str]) -> tuple[int, str]:
-    """POST to the first address that accepts a connection; the status and an answer snippet."""
+                headers: dict[str, str]) -> Answer:
+    """POST to the first address that accepts a connection."""
     for route in routes[:-1]:
         try:
             return await _post_once(http, route, raw, headers)
@@ -188,7 +197,7 @@ async def _post(http: httpx.AsyncClient, routes: list[Route], raw: bytes,
 
 
 async def _post_once(http: httpx.AsyncClient, route: Route, raw: bytes,
-                     headers: dict[str, str]) -> tuple[int, str]:
+                     headers: dict[str, str]) -> Answer:
     async with http.stream("POST", route.url, content=raw, headers={**headers, **route.headers},
                            extensions=route.extensions) as response:
         read = b""
@@ -196,7 +205,25 @@ async def _post_once(http: httpx.AsyncClient, route: Route, raw: bytes,
             read += chunk
             if len(read) >= READ_LIMIT_BYTES:
                 break
-        return response.status_code, read.decode(errors="replace")[:SNIPPET_CHARS]
+        return (response.status_code, read.decode(errors="replace")[:SNIPPET_CHARS],
+                retry_after(response.headers.get("retry-after")))
+
+
+def retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds from now: delay-seconds or an HTTP-date; None if absent or
+    unreadable (then the usual backoff applies)."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - clock.now()).total_seconds())
 
 
 def _status_error(status_code: int) -> str | None:

@@ -62,6 +62,18 @@ class NotReady(Exception):
         self.retry_in = retry_in
 
 
+class RetryLater(Exception):
+    """A failure whose peer said when to come back (an HTTP ``Retry-After``): the retry waits
+    for the later of that and the backoff, that wait capped at :data:`MAX_RETRY_IN`."""
+
+    def __init__(self, reason: str, retry_in: float | None = None):
+        super().__init__(reason)
+        self.retry_in = retry_in
+
+
+MAX_RETRY_IN = timedelta(hours=1)
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
 
@@ -215,6 +227,10 @@ class Drainer:
                 return
             message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             next_attempt = self.policy.next_attempt(entry.attempts, entry.max_attempts, now)
+            if isinstance(error, RetryLater) and error.retry_in and next_attempt is not None:
+                asked = now + timedelta(seconds=min(error.retry_in,
+                                                    MAX_RETRY_IN.total_seconds()))
+                next_attempt = max(next_attempt, asked)
             log.warning("outbox entry failed", extra={
                 "outbox_id": entry.id, "kind": entry.kind, "attempt": entry.attempts,
                 "dead": next_attempt is None, "error": message[:300]})
