@@ -2,7 +2,7 @@
 
 import argparse
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +11,7 @@ from payhook.config import Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from payhook.services.pagination import PageRequest
+    from payhook.services.pagination import Page, PageRequest
 
 
 @asynccontextmanager
@@ -42,6 +42,17 @@ async def writing(settings: Settings) -> "AsyncIterator[AsyncConnection]":
 
 def print_json(document: Any) -> None:
     print(json.dumps(document, indent=2))
+
+
+async def print_page(settings: Settings, args: argparse.Namespace,
+                     list_rows: Callable[..., Awaitable["Page"]],
+                     to_object: Callable[[Any], dict[str, Any]], **filters: Any) -> int:
+    """A list command: one page of ``list_rows`` (with the command's --limit/--starting-after
+    and these filters), printed as the admin API answers it."""
+    async with reading(settings) as conn:
+        found = await list_rows(conn, page(args), **filters)
+    print_json(found.to_list(to_object))
+    return 0
 
 
 def page(args: argparse.Namespace) -> "PageRequest":

@@ -4,7 +4,7 @@ import argparse
 import sys
 from typing import Any
 
-from payhook.cli.common import list_options, page, print_json, reading
+from payhook.cli.common import list_options, print_json, print_page, reading
 from payhook.config import Settings
 from payhook.db.tables import EVENT_OUTCOMES
 from payhook.providers import VERIFIERS
@@ -13,11 +13,8 @@ from payhook.providers import VERIFIERS
 async def _events_list(settings: Settings, args: argparse.Namespace) -> int:
     from payhook.services import events
 
-    async with reading(settings) as conn:
-        found = await events.list_events(conn, page(args), provider=args.provider,
-                                         outcome=args.outcome)
-    print_json(found.to_list(events.to_object))
-    return 0
+    return await print_page(settings, args, events.list_events, events.to_object,
+                            provider=args.provider, outcome=args.outcome)
 
 
 async def _events_show(settings: Settings, args: argparse.Namespace) -> int:
@@ -36,11 +33,8 @@ async def _events_show(settings: Settings, args: argparse.Namespace) -> int:
 async def _anomalies_list(settings: Settings, args: argparse.Namespace) -> int:
     from payhook.services import anomalies
 
-    async with reading(settings) as conn:
-        found = await anomalies.list_anomalies(conn, page(args), kind=args.kind,
-                                               session_id=args.session)
-    print_json(found.to_list(anomalies.to_object))
-    return 0
+    return await print_page(settings, args, anomalies.list_anomalies, anomalies.to_object,
+                            kind=args.kind, session_id=args.session)
 
 
 def add_commands(commands: Any) -> None:

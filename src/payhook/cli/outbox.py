@@ -6,7 +6,7 @@ import socket
 import sys
 from typing import Any
 
-from payhook.cli.common import list_options, page, print_json, reading, writing
+from payhook.cli.common import list_options, print_json, print_page, reading, writing
 from payhook.config import Settings
 from payhook.outbox import operators
 
@@ -17,11 +17,8 @@ def actor() -> str:
 
 
 async def _list(settings: Settings, args: argparse.Namespace) -> int:
-    async with reading(settings) as conn:
-        found = await operators.list_entries(conn, page(args), status=args.status,
-                                             kind=args.kind)
-    print_json(found.to_list(operators.to_object))
-    return 0
+    return await print_page(settings, args, operators.list_entries, operators.to_object,
+                            status=args.status, kind=args.kind)
 
 
 async def _show(settings: Settings, args: argparse.Namespace) -> int:
