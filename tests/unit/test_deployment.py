@@ -14,7 +14,7 @@ def test_procfile_runs_web_worker_and_migrations():
                  if line.strip())
     assert lines["web"].split()[:2] == ["payhook", "serve"] and "$PORT" in lines["web"]
     assert "0.0.0.0" in lines["web"]
-    assert lines["worker"].strip() == "python -m worker"
+    assert lines["worker"].strip() == "payhook worker"  # a wheel has no top-level `worker`
     assert lines["release"].strip() == "payhook migrate"
 
 
@@ -23,7 +23,7 @@ def test_compose_has_the_production_shape():
     services = compose["services"]
     assert set(services) == {"postgres", "redis", "migrate", "web", "worker"}
     assert services["migrate"]["command"] == ["payhook", "migrate"]
-    assert services["worker"]["command"] == ["python", "-m", "worker"]
+    assert services["worker"]["command"] == ["payhook", "worker"]
     for name in ("web", "worker"):
         assert services[name]["depends_on"]["migrate"]["condition"] == \
             "service_completed_successfully"
@@ -42,3 +42,4 @@ def test_compose_has_the_production_shape():
         result = subprocess.run([*command, "-f", str(ROOT / "docker-compose.yml"), "config"],
                                 capture_output=True, text=True, cwd=ROOT)
         assert result.returncode == 0, result.stderr
+
