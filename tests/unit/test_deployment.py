@@ -43,3 +43,16 @@ def test_compose_has_the_production_shape():
                                 capture_output=True, text=True, cwd=ROOT)
         assert result.returncode == 0, result.stderr
 
+
+
+def test_every_package_is_in_the_wheel_list():
+    """pyproject.toml names the packages (setuptools cannot find a mapped one): a new one must
+    be added there, or the wheel goes without it."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {".".join(("payhook", *path.parent.relative_to(ROOT / "src" / "payhook").parts))
+             for path in (ROOT / "src" / "payhook").rglob("__init__.py")}
+    assert found - set(setuptools["packages"]) == set()
+    assert setuptools["package-dir"]["payhook.migrations"] == "migrations"
+    assert "worker" not in setuptools["packages"]
