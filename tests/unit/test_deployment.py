@@ -56,3 +56,16 @@ def test_every_package_is_in_the_wheel_list():
     assert found - set(setuptools["packages"]) == set()
     assert setuptools["package-dir"]["payhook.migrations"] == "migrations"
     assert "worker" not in setuptools["packages"]
+
+
+def test_the_image_installs_the_wheel_not_the_checkout():
+    """What tests/e2e/test_wheel.py proves works: a wheel built from these inputs, installed."""
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    copied = {word for line in lines if line.startswith("COPY ") and "--from" not in line
+              for word in line.split()[1:-1]}
+    assert {"pyproject.toml", "README.md", "src", "migrations"} <= copied
+    runs = [line for line in lines if line.startswith("RUN ")]
+    assert any("pip wheel" in line and "--no-deps" in line for line in runs)
+    installs = [line for line in runs if "pip install" in line]
+    assert len(installs) == 1 and ".whl" in installs[0]
+    assert " -e " not in installs[0] and "--editable" not in installs[0]
