@@ -26,10 +26,11 @@ class Process:
     env: dict[str, str]
     log: Path
     popen: subprocess.Popen[bytes] | None = None
+    cwd: Path | None = None
 
     def start(self) -> "Process":
         with self.log.open("ab") as output:
-            self.popen = subprocess.Popen(self.args, env=self.env, stdout=output,
+            self.popen = subprocess.Popen(self.args, env=self.env, stdout=output, cwd=self.cwd,
                                           stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
@@ -77,13 +78,16 @@ class Web(Process):
         return self
 
 
-def web(env: dict[str, str], log: Path) -> Web:
+def web(env: dict[str, str], log: Path, bin_dir: Path = BIN, cwd: Path | None = None) -> Web:
     port = free_port()
-    return Web("web", [str(BIN / "payhook"), "serve", "--port", str(port)], env, log, port=port)
+    return Web("web", [str(bin_dir / "payhook"), "serve", "--port", str(port)], env, log, cwd=cwd,
+               port=port)
 
 
-def worker(env: dict[str, str], log: Path) -> Process:
-    return Process("worker", [sys.executable, "-m", "worker"], env, log)
+def worker(env: dict[str, str], log: Path, bin_dir: Path = BIN,
+           cwd: Path | None = None) -> Process:
+    """As the Procfile starts it."""
+    return Process("worker", [str(bin_dir / "payhook"), "worker"], env, log, cwd=cwd)
 
 
 @dataclass

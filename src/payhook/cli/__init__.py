@@ -38,9 +38,9 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
-    from worker.__main__ import main as run_worker
+    from payhook.worker.supervisor import run
 
-    return run_worker()
+    return run(settings)
 
 
 async def _merchants_create(settings: Settings, args: argparse.Namespace) -> int:

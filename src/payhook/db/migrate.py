@@ -1,17 +1,21 @@
-"""Running the Alembic migrations in ``migrations/`` from code (CLI, release step, tests)."""
+"""Running the Alembic migrations of :mod:`payhook.migrations` from code (CLI, release step,
+tests). The configuration is built here, from where the package is installed, so a wheel
+migrates without a checkout or an ``alembic.ini``."""
 
 import asyncio
-from pathlib import Path
+from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
 
-ROOT = Path(__file__).resolve().parents[3]
-
 
 def alembic_config(database_url: str) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config()
+    # A directory on disk (a wheel installs files; Alembic reads env.py and versions/ by path):
+    # in the installed package, or the repository's migrations/ for an editable install.
+    # Options are interpolated, so a % in the path is doubled.
+    location = str(files("payhook.migrations")).replace("%", "%%")
+    config.set_main_option("script_location", location)
     config.attributes["database_url"] = database_url
     return config
 

@@ -11,14 +11,16 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from typing import Any
 
 from arq.worker import Worker
 
 from payhook.config import Settings
 from payhook.db.engine import create_engine
+from payhook.observability import configure_logging
 from payhook.runtime import close_pump, start_pump
-from worker import WORKER_OPTIONS, redis_settings
+from payhook.worker import WORKER_OPTIONS, redis_settings
 
 log = logging.getLogger("payhook.worker")
 
@@ -28,8 +30,21 @@ STABLE_SECONDS = 10.0
 GRACE_SECONDS = 20.0  # a worker that ran this long before failing starts the backoff over
 
 
-def _worker(ctx: dict[str, Any]) -> Worker:
-    return Worker(redis_settings=redis_settings(), ctx=ctx, handle_signals=False,
+def run(settings: Settings) -> int:
+    """``payhook worker``: the supervised worker on the settings the command read at start-up."""
+    if not settings.redis_url:
+        sys.stderr.write("payhook worker: REDIS_URL is required (without it the web process "
+                         "drains the outbox itself)\n")
+        return 2
+    configure_logging()
+    import uvloop
+
+    uvloop.run(supervise(settings))
+    return 0
+
+
+def _worker(settings: Settings, ctx: dict[str, Any]) -> Worker:
+    return Worker(redis_settings=redis_settings(settings), ctx=ctx, handle_signals=False,
                   **WORKER_OPTIONS)
 
 
@@ -60,7 +75,7 @@ async def supervise(settings: Settings) -> None:
     backoff = INITIAL_BACKOFF_SECONDS
     try:
         while not stop.is_set():
-            worker = _worker(ctx)
+            worker = _worker(settings, ctx)
             started = loop.time()
             running = asyncio.create_task(worker.main(), name="arq-worker")
             stopping = asyncio.create_task(stop.wait())

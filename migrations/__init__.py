@@ -1,0 +1,1 @@
+"""Alembic's migrations, shipped in the wheel as ``payhook.migrations`` (see pyproject.toml)."""
