@@ -111,16 +111,17 @@ class ApiKeyCreate(Strict):
 
 
 class WebhookEndpointCreate(Strict):
-    """Where to deliver events: an ``http(s)`` URL that httpx, which will POST to it, can parse
-    (whether its host is public is checked by :mod:`payhook.net`, which needs to resolve it,
-    after this)."""
+    """Where to deliver events: an ``https`` URL (``http`` too in test mode) that httpx, which
+    will POST to it, can parse (whether its host is public is checked by :mod:`payhook.net`,
+    which needs to resolve it, after this)."""
 
     url: Annotated[StrictStr, Field(max_length=2048)]
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        check_url(value, ("http", "https"))
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        allowed = ("https",) if (info.context or {}).get("mode") == "live" else ("http", "https")
+        check_url(value, allowed)
         check_fetchable(value)
         return value
 

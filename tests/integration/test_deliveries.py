@@ -83,9 +83,11 @@ async def test_a_paid_session_is_delivered_once_signed_with_invoice_and_link(
     endpoint_id = await endpoint_for(client, merchant, server)
     live = await flows.live_account(app, merchant)
     # Endpoints of another merchant and of the other mode never hear of this session.
-    for stranger in (other_merchant, live):
-        await client.post("/v1/webhook_endpoints", headers=stranger.headers,
-                          json={"url": server.url.replace("/hook", "/moved")})
+    moved = server.url.replace("/hook", "/moved")
+    for stranger, url in ((other_merchant, moved), (live, moved.replace("http:", "https:"))):
+        answer = await client.post("/v1/webhook_endpoints", headers=stranger.headers,
+                                   json={"url": url})
+        assert answer.status_code == 201, answer.text
     session_id = await flows.paid_session(client, merchant)
 
     await flows.drain_until(drain, lambda: finished(app, DELIVER))
