@@ -4,7 +4,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from payhook.domain.events import Intent, ProviderEvent
+from payhook.domain.events import UNSTATED, Intent, ProviderEvent
 from payhook.providers.base import (
     InvalidWebhook,
     VerifyContext,
@@ -72,7 +72,7 @@ def normalise(event: dict[str, Any], raw: bytes, headers: dict[str, str]) -> Pro
         session_id=session_id, raw=raw, headers=headers,
         amount=integer_field(obj, amount_field) if amount_field else None,
         currency=text_field(obj, "currency"),
-        mode=("live" if livemode else "test") if isinstance(livemode, bool) else None,
+        mode=("live" if livemode else "test") if isinstance(livemode, bool) else UNSTATED,
         reference=reference,
     )
 
