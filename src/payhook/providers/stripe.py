@@ -64,8 +64,10 @@ def normalise(event: dict[str, Any], raw: bytes, headers: dict[str, str]) -> Pro
     intent, amount_field = INTENTS.get(kind, (Intent.IGNORE, None))
     session_id = text_field(metadata, "session_id")
     livemode = event.get("livemode")
-    reference = (text_field(obj, "payment_intent") if obj.get("object") == "charge"
-                 else text_field(obj, "id"))
+    # A charge is known by its PaymentIntent; one made without (``"payment_intent": null``,
+    # as the Charges API makes them) by its own id.
+    paid_by = text_field(obj, "payment_intent") if obj.get("object") == "charge" else None
+    reference = paid_by or text_field(obj, "id")
     return ProviderEvent(
         provider=NAME, event_id=event_id, type=kind,
         intent=intent if session_id is not None else Intent.IGNORE,
