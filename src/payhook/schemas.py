@@ -9,6 +9,7 @@ import unicodedata
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+import httpx
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -110,15 +111,18 @@ class ApiKeyCreate(Strict):
 
 
 class WebhookEndpointCreate(Strict):
-    """Where to deliver events: an ``http(s)`` URL (whether its host is public is checked
-    by :mod:`payhook.net`, which needs to resolve it, after this)."""
+    """Where to deliver events: an ``https`` URL (``http`` too in test mode) that httpx, which
+    will POST to it, can parse (whether its host is public is checked by :mod:`payhook.net`,
+    which needs to resolve it, after this)."""
 
     url: Annotated[StrictStr, Field(max_length=2048)]
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        check_url(value, ("http", "https"))
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        allowed = ("https",) if (info.context or {}).get("mode") == "live" else ("http", "https")
+        check_url(value, allowed)
+        check_fetchable(value)
         return value
 
 
@@ -160,6 +164,16 @@ def check_url(value: str, schemes: tuple[str, ...]) -> None:
         raise ValueError("must not contain credentials (userinfo)")
     if not parts.hostname:
         raise ValueError("must have a host")
+
+
+def check_fetchable(value: str) -> None:
+    """A URL httpx can send a request to: ``http://☃.net/`` passes :func:`check_url` but its
+    host is no valid IDNA name, so httpx refuses it (and an invalid ``xn--`` label only once
+    the host is decoded)."""
+    try:
+        httpx.URL(value).host  # noqa: B018 - decoding the host is the check
+    except (httpx.InvalidURL, ValueError) as error:  # idna's errors are ValueErrors
+        raise ValueError(f"is not a URL that can be requested ({error})") from None
 
 
 def parse(model: type[M], document: dict[str, Any], **context: Any) -> M:

@@ -10,6 +10,7 @@ import pytest
 
 from payhook import clock
 from payhook.crypto import derive_key
+from payhook.db.tables import checkout_sessions
 from payhook.domain.decisions import ACCESS_LINK, EMAIL
 from tests.conftest import SECRET_KEY
 from tests.e2e.conftest import free_port
@@ -120,3 +121,22 @@ async def test_an_unreachable_smtp_server_is_retried_without_leaking_the_link(
     assert entry.status in ("pending", "dead") and entry.last_error
     assert row.email_sent_at is None
     assert token_of(row.customer_access_url) not in str(entry.errors)
+
+
+async def test_one_email_that_cannot_be_sent_fails_alone(client, app, mailing, merchant,
+                                                         other_merchant, inbox):
+    """Two merchants' e-mails in one batch; one session's address, changed behind the API's
+    back, holds a header injection: that message fails on its own row, the other is sent."""
+    broken = await paid_session(client, merchant.id, customer_email=CUSTOMER)
+    await paid_session(client, other_merchant.id, customer_email="other@shop.example")
+    async with app.state.payhook.engine.begin() as conn:
+        await conn.execute(checkout_sessions.update().where(checkout_sessions.c.id == broken)
+                           .values(customer_email=f"{CUSTOMER}\r\nBcc: spy@evil.example"))
+    await drain(app, mailing)
+
+    assert [message["To"] for message in inbox.messages()] == ["other@shop.example"]
+    rows = {row.payload["session_id"]: row for row in await outbox_rows(app, EMAIL)}
+    failed = rows.pop(broken)
+    assert failed.status in ("pending", "dead") and "line break" in failed.last_error
+    assert [row.status for row in rows.values()] == ["done"]
+    assert (await session_row(app, broken)).email_sent_at is None

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from payhook import clock, net
+from payhook.crypto import Sealer
 from payhook.db.tables import (
     deliveries,
     delivery_attempts,
@@ -22,10 +23,11 @@ from payhook.db.tables import (
 from payhook.domain.decisions import ACCESS_LINK, FAILED, NOTIFY, PAID
 from payhook.effects.context import OriginGates
 from payhook.effects.deliveries import DELIVER
+from payhook.ids import new_id
 from payhook.outbox.drain import NotReady
 from payhook.outbox.retry import RetryPolicy
 from tests import flows
-from tests.conftest import make_settings
+from tests.conftest import SECRET_KEY, make_settings
 from tests.merchant_server import MerchantServer, running
 
 MAX_ATTEMPTS = 3
@@ -81,9 +83,11 @@ async def test_a_paid_session_is_delivered_once_signed_with_invoice_and_link(
     endpoint_id = await endpoint_for(client, merchant, server)
     live = await flows.live_account(app, merchant)
     # Endpoints of another merchant and of the other mode never hear of this session.
-    for stranger in (other_merchant, live):
-        await client.post("/v1/webhook_endpoints", headers=stranger.headers,
-                          json={"url": server.url.replace("/hook", "/moved")})
+    moved = server.url.replace("/hook", "/moved")
+    for stranger, url in ((other_merchant, moved), (live, moved.replace("http:", "https:"))):
+        answer = await client.post("/v1/webhook_endpoints", headers=stranger.headers,
+                                   json={"url": url})
+        assert answer.status_code == 201, answer.text
     session_id = await flows.paid_session(client, merchant)
 
     await flows.drain_until(drain, lambda: finished(app, DELIVER))
@@ -356,3 +360,57 @@ async def test_a_deleted_endpoint_is_skipped(client, app, merchant, server, drai
     assert (delivery.status, delivery.attempts) == ("failed", 0)
     [endpoint] = await table(app, webhook_endpoints)
     assert endpoint.status == "deleted"
+
+
+async def endpoint_row(app, merchant, url: str, sealed: bytes) -> str:
+    """An endpoint written straight to the database, past every check of its creation (as an
+    older release, a migration or an operator may have left one)."""
+    endpoint_id, now = new_id("we"), clock.now()
+    async with app.state.payhook.engine.begin() as conn:
+        await conn.execute(webhook_endpoints.insert().values(
+            id=endpoint_id, merchant_id=merchant.id, mode="test", url=url, sealed_secret=sealed,
+            status="enabled", created_at=now, updated_at=now))
+    return endpoint_id
+
+
+@pytest.mark.parametrize("fault", ["url httpx cannot parse", "secret that will not open"])
+async def test_one_broken_endpoint_fails_its_own_delivery_alone(client, app, merchant,
+                                                                other_merchant, server, drain,
+                                                                fault):
+    """Both deliveries in one batch: the broken one (another merchant's) records its error on
+    its own attempt and is retried; the good one is delivered all the same."""
+    if fault.startswith("url"):
+        broken = await endpoint_row(app, merchant, "http://shop:hunter2@☃.net/hook",
+                                    Sealer(SECRET_KEY).seal("whsec_" + "A" * 43))
+    else:
+        broken = await endpoint_row(app, merchant, server.url.replace("/hook", "/moved"),
+                                    Sealer("another-secret-key").seal("whsec_" + "A" * 43))
+    good = await endpoint_for(client, other_merchant, server)
+    await flows.paid_session(client, merchant)
+    await flows.paid_session(client, other_merchant)
+
+    async def hold(_context, _entry):
+        raise NotReady("held until both deliveries are due", retry_in=60)
+
+    state = app.state.payhook
+    holding = flows.drainer(state.settings, state.engine,
+                            registry=flows.handlers(**{DELIVER: hold}))
+    try:
+        await flows.drain_until(holding, lambda: finished(app, NOTIFY))
+    finally:
+        await holding.context.close()
+    await flows.make_due(state.engine)
+    assert await drain.drain() == 2  # the two deliveries, claimed and sent as one batch
+
+    assert [event["type"] for event in server.verified] == [PAID]
+    by_endpoint = {row.endpoint_id: row for row in await table(app, deliveries)}
+    assert (by_endpoint[good].status, by_endpoint[good].attempts) == ("delivered", 1)
+    assert (by_endpoint[broken].status, by_endpoint[broken].attempts) == ("pending", 1)
+    [attempt] = await table(app, delivery_attempts,
+                            delivery_attempts.c.delivery_id == by_endpoint[broken].id)
+    expected = "InvalidURL" if fault.startswith("url") else "signing secret does not open"
+    assert attempt.status_code is None and expected in attempt.error
+    [row] = [row for row in await table(app, outbox_entries, outbox_entries.c.kind == DELIVER)
+             if row.payload["delivery_id"] == by_endpoint[broken].id]
+    assert (row.status, row.attempts) == ("pending", 1) and expected in row.last_error
+    assert "hunter2" not in attempt.error + row.last_error

@@ -1,8 +1,11 @@
-"""/v1/invoices on PostgreSQL and SQLite: one invoice per paid session, the caller's own only."""
+"""/v1/invoices on PostgreSQL and SQLite: one invoice per paid session, the caller's own only,
+each with the provider's reference to the payment."""
+
+import uuid
 
 from payhook.domain.decisions import INVOICE
 from payhook.effects import HANDLERS
-from tests import flows
+from tests import flows, signing
 
 INVOICE_FIELDS = {"id", "object", "session_id", "amount", "currency", "mode", "status",
                   "payment_provider", "provider_reference", "created_at"}
@@ -10,6 +13,11 @@ INVOICE_FIELDS = {"id", "object", "session_id", "amount", "currency", "mode", "s
 
 async def invoiced_sessions(client, app, merchant, count: int) -> list[str]:
     sessions = [await flows.paid_session(client, merchant) for _ in range(count)]
+    await drain_invoices(app)
+    return sessions
+
+
+async def drain_invoices(app) -> None:
     registry = {INVOICE: HANDLERS[INVOICE]}  # only the invoices: nothing else is needed
     state = app.state.payhook
     drain = flows.drainer(state.settings, state.engine, registry=registry)
@@ -17,7 +25,37 @@ async def invoiced_sessions(client, app, merchant, count: int) -> list[str]:
         await drain.drain()
     finally:
         await drain.context.close()
-    return sessions
+
+
+def charges_api_event(session_id: str, amount: int = 1999) -> dict:
+    """``charge.succeeded`` for a charge made with the Charges API, shaped like the ``charge``
+    of Stripe's OpenAPI fixtures: no PaymentIntent."""
+    charge = {
+        "id": f"ch_{uuid.uuid4().hex[:24]}", "object": "charge", "amount": amount,
+        "amount_captured": amount, "amount_refunded": 0, "application": None,
+        "application_fee": None, "balance_transaction": f"txn_{uuid.uuid4().hex[:24]}",
+        "captured": True, "created": 1234567890, "currency": "usd", "customer": None,
+        "description": None, "disputed": False, "failure_code": None, "livemode": False,
+        "metadata": {"session_id": session_id}, "outcome": None, "paid": True,
+        "payment_intent": None, "payment_method": f"card_{uuid.uuid4().hex[:24]}",
+        "refunded": False, "status": "succeeded",
+    }
+    return {"id": f"evt_{uuid.uuid4().hex[:24]}", "object": "event",
+            "api_version": "2024-06-20", "created": 1234567890, "livemode": False,
+            "pending_webhooks": 1, "type": "charge.succeeded", "data": {"object": charge}}
+
+
+async def test_a_charge_without_a_payment_intent_is_invoiced_under_the_charge_id(
+        client, app, merchant):
+    session_id = await flows.new_session(client, merchant)
+    body = charges_api_event(session_id)
+    raw, headers = signing.signed("stripe", body)
+    answer = await client.post("/webhooks/stripe", content=raw, headers=headers)
+    assert answer.json()["outcome"] == "applied", answer.text
+    await drain_invoices(app)
+    [invoice] = (await client.get("/v1/invoices", headers=merchant.headers)).json()["data"]
+    assert (invoice["session_id"], invoice["payment_provider"], invoice["provider_reference"]) \
+        == (session_id, "stripe", body["data"]["object"]["id"])
 
 
 async def test_list_and_retrieve_invoices(client, app, merchant):

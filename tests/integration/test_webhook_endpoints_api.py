@@ -1,10 +1,12 @@
 """/v1/webhook_endpoints on PostgreSQL and SQLite: the secret once and sealed, tenant and mode
-isolation, and the URL rules (http(s) only; no loopback, private or otherwise internal host)."""
+isolation, the URL rules (http(s) only, https in live mode; no loopback, private or otherwise
+internal host), and at most 16 endpoints per merchant and mode, no URL twice."""
 
+import asyncio
 import base64
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook
 
 from payhook.crypto import Sealer
@@ -49,7 +51,7 @@ async def test_create_answers_the_secret_once_and_stores_it_sealed(client, app, 
         sealed = await conn.scalar(select(webhook_endpoints.c.sealed_secret))
     assert secret.encode() not in sealed and secret[6:].encode() not in sealed
     assert Sealer(SECRET_KEY).open(sealed) == secret
-    again = (await create(client, merchant)).json()
+    again = (await create(client, merchant, f"{PUBLIC_URL}/2")).json()
     assert again["secret"] != secret
 
 
@@ -111,6 +113,8 @@ async def test_credentials_are_required(client):
     {"url": "javascript:alert(1)"}, {"url": "gopher://127.0.0.1:6379/_INFO"},
     {"url": "//93.184.215.14/hook"}, {"url": "https://user:pw@93.184.215.14/hook"},
     {"url": "https://"}, {"url": 42}, {}, {"url": PUBLIC_URL, "secret": "whsec_mine"},
+    # Pass urlsplit, yet httpx (which would POST to them) refuses their hosts.
+    {"url": "http://☃.net/"}, {"url": "https://xn--zz.example/hook"},
 ])
 async def test_only_http_urls_are_accepted_always(client, merchant, body):
     answer = await client.post("/v1/webhook_endpoints", headers=merchant.headers, json=body)
@@ -150,3 +154,61 @@ async def test_a_host_that_does_not_resolve_yet_is_accepted(client, merchant):
     """Every delivery checks the address it connects to, so this is no way around the rule."""
     answer = await create(client, merchant, "https://hooks.merchant.invalid/payhook")
     assert answer.status_code == 201, answer.text
+
+
+def error_of(answer) -> tuple[int, str | None]:
+    return answer.status_code, answer.json()["error"]["param"] if answer.status_code == 400 \
+        else None
+
+
+async def test_live_endpoints_must_be_https(client, app, merchant):
+    live = await flows.live_account(app, merchant)
+    plain = "http://93.184.215.14/payhook"
+    assert error_of(await create(client, live, plain)) == (400, "url")
+    assert (await create(client, live)).status_code == 201
+    assert (await create(client, merchant, plain)).status_code == 201  # test mode: http too
+
+
+async def test_at_most_16_endpoints_per_merchant_and_mode(client, app, merchant,
+                                                          other_merchant):
+    ids = [(await create(client, merchant, f"{PUBLIC_URL}/{n}")).json()["id"]
+           for n in range(16)]
+    full = await create(client, merchant, f"{PUBLIC_URL}/16")
+    assert error_of(full) == (400, "url") and "16" in full.json()["error"]["message"]
+    # The other mode and other merchants have their own room.
+    assert (await create(client, await flows.live_account(app, merchant))).status_code == 201
+    assert (await create(client, other_merchant)).status_code == 201
+    # Deleted endpoints do not count.
+    await client.delete(f"/v1/webhook_endpoints/{ids[0]}", headers=merchant.headers)
+    assert (await create(client, merchant, f"{PUBLIC_URL}/16")).status_code == 201
+    assert error_of(await create(client, merchant, f"{PUBLIC_URL}/17")) == (400, "url")
+    async with app.state.payhook.engine.connect() as conn:
+        kept = await conn.scalar(select(func.count()).select_from(webhook_endpoints).where(
+            webhook_endpoints.c.merchant_id == merchant.id, webhook_endpoints.c.mode == "test",
+            webhook_endpoints.c.status != "deleted"))
+    assert kept == 16
+
+
+async def test_the_same_url_twice_is_refused(client, app, merchant, other_merchant):
+    first = (await create(client, merchant)).json()
+    twice = await create(client, merchant)
+    assert error_of(twice) == (400, "url") and "URL" in twice.json()["error"]["message"]
+    # Another merchant, or the other mode, may use it; so may this mode once it is deleted.
+    assert (await create(client, other_merchant)).status_code == 201
+    assert (await create(client, await flows.live_account(app, merchant))).status_code == 201
+    await client.delete(f"/v1/webhook_endpoints/{first['id']}", headers=merchant.headers)
+    assert (await create(client, merchant)).status_code == 201
+
+
+async def test_concurrent_creates_keep_the_limit_and_never_duplicate(client, app, merchant):
+    """Each create checks, then inserts: run side by side, they would all pass the check
+    unless they are checked one after the other."""
+    same = await asyncio.gather(*(create(client, merchant) for _ in range(8)))
+    assert sorted(answer.status_code for answer in same) == [201] + [400] * 7
+    urls = [f"{PUBLIC_URL}/{n}" for n in range(24)]
+    many = await asyncio.gather(*(create(client, merchant, url) for url in urls))
+    assert sorted(answer.status_code for answer in many) == [201] * 15 + [400] * 9
+    async with app.state.payhook.engine.connect() as conn:
+        stored = (await conn.execute(select(webhook_endpoints.c.url).where(
+            webhook_endpoints.c.merchant_id == merchant.id))).scalars().all()
+    assert len(stored) == len(set(stored)) == 16

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from payhook.db.tables import anomalies, checkout_sessions, outbox_entries, webhook_events
-from tests import signing
+from tests import paying, signing
 from tests.conftest import ADMIN_TOKEN
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -136,6 +136,28 @@ async def test_mismatches_are_recorded_as_anomalies(client, app, merchant, chang
         event_row = (await conn.execute(select(webhook_events))).one()
     assert note.session_id == session_id and note.event_id == event_row.id
     assert note.details["provider_event_id"] == body["id"]
+
+
+@pytest.mark.parametrize("kind", ["payment_intent.succeeded", "charge.succeeded"])
+@pytest.mark.parametrize("livemode", ["missing", None, "true", 1])
+async def test_a_stripe_payment_without_a_boolean_livemode_is_a_mode_mismatch(
+        client, app, merchant, kind, livemode):
+    """Stripe states every event's mode: one that does not is never applied to a session,
+    a live one included."""
+    session_id = await paying.new_session(client, merchant.id, "live")
+    body = signing.stripe_event(session_id, kind=kind, livemode=True)
+    if livemode == "missing":
+        del body["livemode"]
+    else:
+        body["livemode"] = livemode
+    assert (await send(client, "stripe", body))["outcome"] == "recorded"
+    row = await session_row(app, session_id)
+    assert (row.status, row.paid_at, row.provider_reference) == ("created", None, None)
+    assert await anomaly_kinds(app) == ["mode_mismatch"]
+    assert await outbox_kinds(app) == []
+    async with app.state.payhook.engine.connect() as conn:
+        note = (await conn.execute(select(anomalies))).one()
+    assert (note.session_id, note.details["expected"]) == (session_id, "live")
 
 
 async def test_a_payment_after_cancel_is_a_late_payment(client, app, merchant):

@@ -15,7 +15,7 @@ from payhook.domain.decisions import (
     SessionView,
     decide,
 )
-from payhook.domain.events import Intent, ProviderEvent
+from payhook.domain.events import UNSTATED, Intent, ProviderEvent
 from payhook.domain.sessions import TERMINAL, FailureReason, Status, can_move, sources
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -67,6 +67,14 @@ def test_mismatches_are_recorded_with_an_anomaly_and_never_pay():
 def test_a_mode_mismatch_cannot_fail_a_session_either():
     decision = decide(event(Intent.FAIL, mode="live"), session(), NOW)
     assert (decision.outcome, anomaly(decision)) == ("recorded", "mode_mismatch")
+
+
+def test_an_event_that_states_no_mode_matches_no_session():
+    for mode in ("test", "live"):
+        decision = decide(event(Intent.PAY, mode=UNSTATED), session(mode=mode), NOW)
+        assert (decision.outcome, decision.target, anomaly(decision)) == (
+            "recorded", None, "mode_mismatch")
+        assert decision.anomalies[0].details == {"expected": mode, "received": UNSTATED}
 
 
 def test_payment_for_a_failed_or_expired_session_is_a_late_payment():

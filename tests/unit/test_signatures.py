@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from payhook.domain.events import Intent
+from payhook.domain.events import UNSTATED, Intent
 from payhook.providers import onecom, stripe, web3
 from payhook.providers.base import InvalidWebhook, VerifyContext
 from tests import signing
@@ -102,6 +102,25 @@ def test_stripe_charge_reference_is_its_payment_intent():
     raw, headers = signing.signed("stripe", body)
     assert stripe.verify(raw, lower(headers), STRIPE).reference == \
         body["data"]["object"]["payment_intent"]
+
+
+def test_a_stripe_charge_without_a_payment_intent_is_known_by_its_own_id():
+    body = signing.stripe_event("cs_1", kind="charge.succeeded")
+    body["data"]["object"]["payment_intent"] = None  # a Charges API charge
+    raw, headers = signing.signed("stripe", body)
+    event = stripe.verify(raw, lower(headers), STRIPE)
+    assert event.reference == body["data"]["object"]["id"] and event.reference.startswith("ch_")
+
+
+@pytest.mark.parametrize("livemode", ["missing", None, "true", 1, 0, {}])
+def test_a_stripe_event_without_a_boolean_livemode_states_no_mode(livemode):
+    body = signing.stripe_event("cs_1")
+    if livemode == "missing":
+        del body["livemode"]
+    else:
+        body["livemode"] = livemode
+    raw, headers = signing.signed("stripe", body)
+    assert stripe.verify(raw, lower(headers), STRIPE).mode == UNSTATED
 
 
 def test_stripe_payment_without_session_id_is_ignored():

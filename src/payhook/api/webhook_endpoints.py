@@ -21,7 +21,7 @@ async def create_endpoint(request: Request) -> Response:
     query(request)
     async with reading(app.engine) as conn:
         caller = await auth.merchant(request, conn)
-    body = parse(WebhookEndpointCreate, await read_object(request))
+    body = parse(WebhookEndpointCreate, await read_object(request), mode=caller.mode)
     if not app.settings.allow_private_urls:
         await refuse_non_public(body.url)  # resolves the host: outside any transaction
     sealer = Sealer(app.settings.require_secret())

@@ -16,6 +16,11 @@ class Intent(StrEnum):
     IGNORE = "ignore"  # not an event we handle
 
 
+# The mode of an event that should state one and does not: it matches no session's mode, so
+# such an event is recorded as a mode mismatch, never applied.
+UNSTATED = "unstated"
+
+
 @dataclass(frozen=True)
 class ProviderEvent:
     provider: str
@@ -27,6 +32,8 @@ class ProviderEvent:
     headers: dict[str, str]
     amount: int | None = None
     currency: str | None = None
+    # "test" or "live" as the event states it; None from a provider that has no modes
+    # (One.com, web3); UNSTATED when the provider has modes but this event names none.
     mode: str | None = None
     reference: str | None = None
     details: dict[str, Any] = field(default_factory=dict)

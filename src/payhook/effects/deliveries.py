@@ -2,8 +2,9 @@
 
 Every try leaves a ``delivery_attempts`` row (status code, duration, a snippet of the answer or
 the error). 2xx delivers. 410 Gone disables the endpoint and ends the delivery. Anything else —
-another status, a redirect (never followed), a timeout, an unreachable or non-public address —
-fails the attempt: its record is committed on its own, then the outbox retries the row with
+another status, a redirect (never followed), a timeout, an unreachable or non-public address,
+and any other error of this one try (a URL httpx cannot use, a secret that will not open) —
+fails the attempt alone: its record is committed on its own, then the outbox retries the row with
 backoff, dead after the last attempt. Unless private URLs are allowed, the host is resolved and
 checked at every try, and the request goes to one of the checked addresses (with the original
 Host header and TLS server name), so DNS cannot swap in an internal address after the check.
@@ -12,6 +13,7 @@ Host header and TLS server name), so DNS cannot swap in an internal address afte
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from standardwebhooks.webhooks import Webhook
 
 from payhook import __version__, clock, net
+from payhook.crypto import Sealer
 from payhook.db.engine import reading
 from payhook.db.statements import update_each
 from payhook.db.tables import deliveries, delivery_attempts
@@ -39,6 +42,8 @@ log = logging.getLogger("payhook.deliveries")
 DELIVER = "delivery.send"
 SNIPPET_CHARS = 500
 READ_LIMIT_BYTES = 4096  # of an answer: enough for the snippet, never the whole of a huge body
+# ``scheme://user:password@`` in an error's text: what precedes the ``@`` is not kept.
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@\s]*@")
 
 
 class DeliveryFailed(RetryLater):
@@ -138,7 +143,7 @@ async def _try(context: EffectContext, target: Any) -> Attempt:
         async with asyncio.timeout(context.deadline):
             async with context.origins.hold(target.url):
                 raw = json.dumps(target.body, separators=(",", ":")).encode()
-                headers = signed_headers(context.sealer.open(target.sealed_secret),
+                headers = signed_headers(_secret(context.sealer, target.sealed_secret),
                                          target.event_id, raw, clock.now())
                 started = time.monotonic()
                 routes = await _routes(target.url, context.settings.allow_private_urls)
@@ -146,10 +151,24 @@ async def _try(context: EffectContext, target: Any) -> Attempt:
                                                                 headers)
     except (net.ForbiddenAddress, net.Unresolvable) as error:
         return Attempt(None, elapsed(), error=f"refused: {error}")
-    except (httpx.HTTPError, TimeoutError) as error:
+    except Exception as error:  # noqa: BLE001 - one endpoint's fault fails its own try alone
+        # Whatever this row holds (a URL httpx cannot use, a secret that will not open), the
+        # batch's other deliveries, other merchants' included, still go out and are recorded.
         return Attempt(None, elapsed(), error=_describe(error))
     return Attempt(status_code, elapsed(), snippet, _status_error(status_code),
                    retry_after if status_code in (429, 503) else None)
+
+
+class Unsealable(Exception):
+    """The endpoint's signing secret does not open (e.g. ``PAYHOOK_SECRET_KEY`` changed)."""
+
+
+def _secret(sealer: Sealer, sealed: bytes) -> str:
+    try:
+        return sealer.open(sealed)
+    except Exception as error:  # noqa: BLE001 - its text might quote bytes of the secret
+        raise Unsealable(f"the endpoint's signing secret does not open "
+                         f"({type(error).__name__}); was PAYHOOK_SECRET_KEY changed?") from None
 
 
 def signed_headers(secret: str, event_id: str, raw: bytes, now: datetime) -> dict[str, str]:
@@ -237,9 +256,12 @@ def _status_error(status_code: int) -> str | None:
 
 
 def _describe(error: BaseException) -> str:
+    """The error as stored on the attempt (the merchant and operators read it): what went
+    wrong, never a URL's credentials."""
     if isinstance(error, TimeoutError | httpx.TimeoutException):
         return f"timed out ({type(error).__name__})"
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    text = _USERINFO.sub(r"\1***@", str(error))
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 async def _record(conn: AsyncConnection, tried: Sequence[tuple[str, Attempt]],

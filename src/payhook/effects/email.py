@@ -149,13 +149,13 @@ async def send_access_emails(context: "EffectContext", entries: Sequence[Entry])
         else:
             to_send[entry_id] = session
     if to_send and context.mailer is not None:
-        mailer = context.mailer
-        # Each message within its own deadline, its wait for a connection included: a slow
-        # server fails the messages it cannot take in time, never the whole batch (whose sent
-        # messages would then go out again).
+        # Each message within its own deadline, its wait for a connection included, and
+        # composed within its own try: a slow server or one message that cannot be built fails
+        # those messages alone, never the whole batch (whose sent messages would then go out
+        # again).
         results = await asyncio.gather(
-            *(asyncio.wait_for(mailer.send(compose(session, mailer.sender)), context.deadline)
-              for session in to_send.values()), return_exceptions=True)
+            *(_send(context.mailer, session, context.deadline) for session in to_send.values()),
+            return_exceptions=True)
         for entry_id, result in zip(to_send, results, strict=True):
             if isinstance(result, Exception):
                 outcome.failed[entry_id] = result
@@ -170,6 +170,10 @@ async def send_access_emails(context: "EffectContext", entries: Sequence[Entry])
 
     outcome.writes = record
     return outcome
+
+
+async def _send(mailer: Mailer, session: Any, deadline: float) -> None:
+    await asyncio.wait_for(mailer.send(compose(session, mailer.sender)), deadline)
 
 
 SUBJECT = "Your payment is complete: your access link"

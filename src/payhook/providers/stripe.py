@@ -4,7 +4,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from payhook.domain.events import Intent, ProviderEvent
+from payhook.domain.events import UNSTATED, Intent, ProviderEvent
 from payhook.providers.base import (
     InvalidWebhook,
     VerifyContext,
@@ -64,15 +64,17 @@ def normalise(event: dict[str, Any], raw: bytes, headers: dict[str, str]) -> Pro
     intent, amount_field = INTENTS.get(kind, (Intent.IGNORE, None))
     session_id = text_field(metadata, "session_id")
     livemode = event.get("livemode")
-    reference = (text_field(obj, "payment_intent") if obj.get("object") == "charge"
-                 else text_field(obj, "id"))
+    # A charge is known by its PaymentIntent; one made without (``"payment_intent": null``,
+    # as the Charges API makes them) by its own id.
+    paid_by = text_field(obj, "payment_intent") if obj.get("object") == "charge" else None
+    reference = paid_by or text_field(obj, "id")
     return ProviderEvent(
         provider=NAME, event_id=event_id, type=kind,
         intent=intent if session_id is not None else Intent.IGNORE,
         session_id=session_id, raw=raw, headers=headers,
         amount=integer_field(obj, amount_field) if amount_field else None,
         currency=text_field(obj, "currency"),
-        mode=("live" if livemode else "test") if isinstance(livemode, bool) else None,
+        mode=("live" if livemode else "test") if isinstance(livemode, bool) else UNSTATED,
         reference=reference,
     )
 

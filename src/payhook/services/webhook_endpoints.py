@@ -4,6 +4,7 @@ Each endpoint has its own Standard Webhooks signing secret (``whsec_`` + base64 
 bytes), answered once at creation and kept sealed (AES-GCM) because every delivery needs it
 again. Endpoints belong to the caller's merchant and mode; another's is answered like an
 unknown id. Deleted endpoints are kept (their deliveries refer to them) but no longer listed.
+A merchant has at most 16 in each mode, no two with the same URL.
 """
 
 import base64
@@ -16,13 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
 from payhook.crypto import Sealer
+from payhook.db.tables import merchants
 from payhook.db.tables import webhook_endpoints as endpoints
-from payhook.errors import NotFound
+from payhook.errors import InvalidRequest, NotFound
 from payhook.ids import new_id
 from payhook.services.api_keys import Caller
 from payhook.services.pagination import Page, PageRequest, fetch_page
 
 SECRET_BYTES = 32  # Standard Webhooks asks for 24 to 64
+# Endpoints per merchant and mode (deleted ones aside): one event is delivered at most this
+# many times, so no merchant can turn one payment into a flood of requests.
+MAX_PER_MODE = 16
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,12 @@ def generate_secret() -> str:
 
 async def create(conn: AsyncConnection, sealer: Sealer, caller: Caller,
                  url: str) -> CreatedEndpoint:
+    """A new endpoint, unless the caller's mode already has :data:`MAX_PER_MODE` or one with
+    this URL. The merchant's row is locked first, so that concurrent creates are checked one
+    after the other (on SQLite the one writer does that already)."""
+    await conn.execute(select(merchants.c.id).where(merchants.c.id == caller.merchant_id)
+                       .with_for_update())
+    await _check_room(conn, caller, url)
     secret = generate_secret()
     now = clock.now()
     row = (await conn.execute(
@@ -46,6 +57,17 @@ async def create(conn: AsyncConnection, sealer: Sealer, caller: Caller,
         ).returning(*endpoints.c)
     )).one()
     return CreatedEndpoint(row=row, secret=secret)
+
+
+async def _check_room(conn: AsyncConnection, caller: Caller, url: str) -> None:
+    urls = (await conn.execute(select(endpoints.c.url).where(
+        *_own(caller), endpoints.c.status != "deleted"))).scalars().all()
+    if url in urls:
+        raise InvalidRequest("url: this mode already has an endpoint with this URL",
+                             param="url", code="url_duplicate")
+    if len(urls) >= MAX_PER_MODE:
+        raise InvalidRequest(f"url: at most {MAX_PER_MODE} webhook endpoints per mode; "
+                             "delete one first", param="url", code="endpoint_limit_reached")
 
 
 async def list_endpoints(conn: AsyncConnection, caller: Caller, page: PageRequest) -> Page:
