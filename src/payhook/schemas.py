@@ -109,6 +109,13 @@ class ApiKeyCreate(Strict):
     label: Annotated[StrictStr, Field(max_length=200)] | None = None
 
 
+class AccessReveal(Strict):
+    """The access link's token, sent in the body of the reveal (a form or JSON); a missing
+    token is the same 401 as a wrong one, so it is optional here."""
+
+    token: StrictStr | None = None
+
+
 class WebhookEndpointCreate(Strict):
     """Where to deliver events: an ``http(s)`` URL (whether its host is public is checked
     by :mod:`payhook.net`, which needs to resolve it, after this)."""
