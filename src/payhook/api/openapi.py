@@ -17,6 +17,7 @@ from payhook.db.tables import EVENT_OUTCOMES, OUTBOX_STATUSES, SESSION_STATUSES
 from payhook.providers import VERIFIERS
 from payhook.schemas import (
     AccessReveal,
+    AdminApiKeyCreate,
     AdminSessionCreate,
     ApiKeyCreate,
     MerchantCreate,
@@ -161,7 +162,7 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 REQUEST_MODELS: list[type[BaseModel]] = [SessionCreate, AdminSessionCreate, MerchantCreate,
-                                         ApiKeyCreate, AccessReveal,
+                                         ApiKeyCreate, AdminApiKeyCreate, AccessReveal,
                                          WebhookEndpointCreate, ReplayOne, ReplayMany]
 
 
@@ -245,6 +246,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/openapi.json"): ("This document", "public", None, None, 200, {"type": "object"}),
     ("post", "/admin/merchants"): ("Create a merchant and its first test key", "admin", "admin",
                                    "MerchantCreate", 201, _ref("Merchant")),
+    ("post", "/admin/merchants/{id}/api_keys"): (
+        "A new API key for a merchant (secret shown once)", "admin", "admin",
+        "AdminApiKeyCreate", 201, _ref("ApiKey")),
     ("post", "/admin/checkout/sessions"): (
         "Create a session for any merchant and mode", "admin", "admin", "AdminSessionCreate",
         201, _ref("CheckoutSession")),
