@@ -52,9 +52,12 @@ async def read_object(request: Request, *, forms: bool = False) -> dict[str, Any
     raw = await read_raw(request)
     if not raw:
         return {}
-    if forms and media_type(request.headers.get("content-type")) == FORM:
+    declared = media_type(request.headers.get("content-type"))
+    if forms and declared == FORM:
         return parse_form(raw)
-    require_json_content_type(request)
+    if declared != "application/json":
+        accepted = f"a form ({FORM}) or JSON" if forms else "Content-Type: application/json"
+        raise UnsupportedMediaType(f"send the body as {accepted}")
     document = parse_strict(raw)
     if not isinstance(document, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
