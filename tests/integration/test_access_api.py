@@ -280,6 +280,8 @@ async def test_a_session_without_a_waiting_key_has_nothing_to_reveal(client, app
             revoked_at=stored.created_at, sealed_secret=None))
     assert_error(await reveal(client, live_id, token_of(live_link)), 409, "api_key_revoked")
     assert (await client.get(live_link)).json()["api_key"]["status"] == "revoked"
+    page = await client.get(live_link, headers={"Accept": BROWSER})
+    assert "was revoked" in page.text and not Forms(page.text).forms
 
 
 async def test_every_token_but_the_right_one_is_a_401(client, app, settings, merchant):

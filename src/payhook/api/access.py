@@ -201,12 +201,15 @@ def _key_section(key: dict[str, Any] | None, session_id: str, token: str) -> str
     if key is None:
         return ""
     heading = f"<h2>Your API key ({escape(key['mode'])} mode)</h2>"
+    if key["status"] == "revoked":
+        return f"{heading}<p>The key <code>{escape(key['prefix'])}…</code> was revoked.</p>"
     if key["revealed"]:
         return (f"{heading}<p>The key <code>{escape(key['prefix'])}…</code> was revealed "
                 "already; it is never shown again.</p>")
-    # Relative to this page (/access/<id>), so it also holds behind a path prefix.
+    # Relative to this page (/access/<id>), so it also holds behind a path prefix; "./" so
+    # that no id could ever read as a scheme.
     return (f"{heading}<p>An API key was created for you. It can be shown only once.</p>"
-            f"<form method=\"post\" action=\"{escape(session_id)}/reveal\">"
+            f"<form method=\"post\" action=\"./{escape(session_id)}/reveal\">"
             f"<input type=\"hidden\" name=\"token\" value=\"{escape(token)}\">"
             "<button type=\"submit\">Reveal your API key</button></form>")
 
