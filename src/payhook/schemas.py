@@ -110,6 +110,19 @@ class ApiKeyCreate(Strict):
     label: Annotated[StrictStr, Field(max_length=200)] | None = None
 
 
+class AdminApiKeyCreate(ApiKeyCreate):
+    """An operator's new key for a merchant: the mode is named, not taken from a caller's key."""
+
+    mode: Literal["test", "live"]
+
+
+class AccessReveal(Strict):
+    """The access link's token, sent in the body of the reveal (a form or JSON); a missing
+    token is the same 401 as a wrong one, so it is optional here."""
+
+    token: StrictStr | None = None
+
+
 class WebhookEndpointCreate(Strict):
     """Where to deliver events: an ``https`` URL (``http`` too in test mode) that httpx, which
     will POST to it, can parse (whether its host is public is checked by :mod:`payhook.net`,

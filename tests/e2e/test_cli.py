@@ -82,3 +82,47 @@ def test_outbox_commands_list_show_and_replay(tmp_path, pg_url):
     again = run("outbox", "replay", dead, env=env, cwd=tmp_path)
     assert again.returncode == 1 and "only dead entries" in again.stderr
     assert run("outbox", "replay", env=env, cwd=tmp_path).returncode == 2
+
+
+async def test_keys_create_gives_a_merchant_a_new_working_key(tmp_path, pg_url):
+    import json
+
+    env = {**clean_environment(), "DATABASE_URL": pg_url,
+           "PAYHOOK_SECRET_KEY": make_settings(pg_url).require_secret(),
+           "PAYHOOK_ADMIN_TOKEN": make_settings(pg_url).require_admin_token()}
+    created = run("merchants", "create", "Corner shop", env=env, cwd=tmp_path)
+    merchant = dict(line.rsplit(" ", 1) for line in created.stdout.splitlines())["merchant"]
+
+    live = run("keys", "create", "--merchant", merchant, "--mode", "live", "--label", "lost",
+               env=env, cwd=tmp_path)
+    assert live.returncode == 0, live.stderr
+    lines = dict(line.rsplit(" ", 1) for line in live.stdout.splitlines())
+    assert lines["key"].startswith("key_") and lines["live key"].startswith("sk_live_")
+    assert lines["live key"] not in live.stderr
+    shown = run("keys", "create", "--merchant", merchant, "--mode", "test", "--json",
+                env=env, cwd=tmp_path)
+    key = json.loads(shown.stdout)
+    assert (key["object"], key["mode"], key["label"]) == ("api_key", "test", None)
+    assert key["secret"].startswith("sk_test_")
+
+    app = create_app(make_settings(pg_url))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            for raw, mode in ((lines["live key"], "live"), (key["secret"], "test")):
+                answer = await client.post("/v1/checkout/sessions", json={
+                    "amount": 1, "currency": "usd"}, headers={"Authorization": f"Bearer {raw}"})
+                assert answer.status_code == 201 and answer.json()["mode"] == mode
+            listed = await client.get("/v1/api_keys", headers={
+                "Authorization": f"Bearer {lines['live key']}"})
+            assert [row["label"] for row in listed.json()["data"]] == ["lost"]
+
+    unknown = run("keys", "create", "--merchant", "mer_unknown", "--mode", "live", env=env,
+                  cwd=tmp_path)
+    assert unknown.returncode == 1 and unknown.stderr.strip() == (
+        "payhook: no such merchant: mer_unknown")
+    too_long = run("keys", "create", "--merchant", merchant, "--mode", "live", "--label",
+                   "x" * 201, env=env, cwd=tmp_path)
+    assert too_long.returncode == 1 and "label" in too_long.stderr
+    assert run("keys", "create", "--merchant", merchant, "--mode", "sandbox", env=env,
+               cwd=tmp_path).returncode == 2

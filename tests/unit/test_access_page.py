@@ -2,7 +2,7 @@
 
 import pytest
 
-from payhook.api.access import prefers_html, render
+from payhook.api.access import prefers_html, render, render_revealed
 
 
 @pytest.mark.parametrize(("accept", "html"), [
@@ -27,8 +27,22 @@ def test_every_value_is_escaped():
         "session": {"id": "cs_<1>", "status": "paid", "amount": 5, "currency": "usd",
                     "paid_at": None, "customer_name": "<b>\"Bob\" & 'Al'</b>"},
         "invoice": None,
-        "api_key": {"mode": "live", "secret": "sk_live_<x>"},
-    })
-    assert "<b>" not in page and "cs_<1>" not in page and "sk_live_<x>" not in page
+        "api_key": {"mode": "<live>", "prefix": "sk_live_ab", "status": "active",
+                    "revealed": False},
+    }, token='t"><script>')
+    assert "<b>" not in page and "cs_<1>" not in page and "<live>" not in page
+    assert "<script>" not in page and 'value="t&quot;&gt;&lt;script&gt;"' in page
     assert "&lt;b&gt;&quot;Bob&quot; &amp; &#x27;Al&#x27;&lt;/b&gt;" in page
-    assert "sk_live_&lt;x&gt;" in page
+    assert 'action="./cs_&lt;1&gt;/reveal"' in page
+
+
+def test_the_page_never_holds_a_secret_and_the_reveal_escapes_it():
+    key = {"mode": "live", "prefix": "sk_live_ab", "status": "active", "revealed": True,
+           "secret": "sk_live_<x>"}
+    session = {"id": "cs_1", "status": "paid", "amount": 5, "currency": "usd", "paid_at": None,
+               "customer_name": None}
+    page = render({"session": session, "invoice": None, "api_key": key}, token="t")
+    assert "sk_live_&lt;x&gt;" not in page and "<form" not in page
+    revealed = render_revealed(key)
+    assert "sk_live_<x>" not in revealed and "sk_live_&lt;x&gt;" in revealed
+    assert "will not be shown again" in revealed

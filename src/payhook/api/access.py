@@ -1,14 +1,19 @@
-"""``GET /access/{session_id}?token=…``: the customer's page behind the e-mailed link.
+"""The customer's page behind the e-mailed link, and the one reveal of its API key.
 
-The session, its invoice and, on the first visit only, the API key provisioned for it. Anything
-but a valid, unexpired token for this very session is one 401. Every answer is private:
-``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer`` (the URL holds the token).
+``GET /access/{session_id}?token=…`` shows the session, its invoice and whether a provisioned API
+key waits to be revealed — never the key itself: mail scanners and link previews fetch links, and
+whoever fetched first would take it. ``POST /access/{session_id}/reveal`` with the token in the
+body (a form from the page, or JSON) answers the raw key exactly once and destroys its sealed
+copy. Anything but a valid, unexpired token for this very session is one 401. Every answer is
+private: ``Cache-Control: no-store`` and ``Referrer-Policy: no-referrer`` (the URL holds the
+token).
 """
 
 from html import escape
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -16,17 +21,23 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from payhook.api.body import read_object
+from payhook.api.responses import query
 from payhook.api.state import state
 from payhook.crypto import Sealer
+from payhook.db.engine import reading
 from payhook.db.tables import checkout_sessions, invoices
 from payhook.effects import invoices as invoice_effect
 from payhook.effects.access_links import AccessLinks, InvalidLink
-from payhook.effects.api_keys import reveal_once
+from payhook.effects.api_keys import provisioned_for, reveal_once
+from payhook.errors import InvalidRequest
+from payhook.schemas import AccessReveal, parse
 from payhook.services import api_keys, sessions
 
 PRIVATE_HEADERS = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
-# The page loads nothing, runs nothing and is framed nowhere.
-PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+# The page loads nothing, runs nothing, is framed nowhere, and its one form posts back here.
+PAGE_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+               "base-uri 'none'; frame-ancestors 'none'")
 
 
 class Private:
@@ -47,28 +58,52 @@ class Private:
 
 
 async def show(request: Request) -> Response:
+    """The page (GET and HEAD alike): it reads, and changes nothing."""
     app = state(request)
     session_id = request.path_params["session_id"]
-    AccessLinks.from_settings(app.settings).verify(session_id, _token(request))
-    async with app.engine.begin() as conn:
-        session = (await conn.execute(select(checkout_sessions).where(
-            checkout_sessions.c.id == session_id))).first()
-        if session is None:
-            raise InvalidLink()
+    token = _token(request)
+    AccessLinks.from_settings(app.settings).verify(session_id, token)
+    async with reading(app.engine) as conn:
+        session = await _session(conn, session_id)
         invoice = (await conn.execute(select(invoices).where(
             invoices.c.session_id == session_id))).first()
-        # A HEAD (a link checker, a preview) must not consume the one reveal.
-        key = (None if request.method == "HEAD"
-               else await reveal_once(conn, Sealer(app.settings.require_secret()), session_id))
+        key = await provisioned_for(conn, session_id)
+    base_url = app.settings.public_base_url
     document = {
         "object": "customer_access",
-        "session": sessions.to_object(session, app.settings.public_base_url),
+        "session": sessions.to_object(session, base_url),
         "invoice": invoice_effect.to_object(invoice) if invoice is not None else None,
-        "api_key": api_keys.to_object(key.row, key.secret) if key is not None else None,
+        "api_key": _key_object(key, f"{base_url}/access/{session_id}/reveal"),
     }
     if prefers_html(request.headers.get("accept", "")):
-        return HTMLResponse(render(document), headers={"content-security-policy": PAGE_POLICY})
+        return HTMLResponse(render(document, token),
+                            headers={"content-security-policy": PAGE_POLICY})
     return JSONResponse(document)
+
+
+async def reveal(request: Request) -> Response:
+    """The provisioned key's raw value, once; then 409 (as for a session that has none)."""
+    app = state(request)
+    session_id = request.path_params["session_id"]
+    token = await _posted_token(request)
+    AccessLinks.from_settings(app.settings).verify(session_id, token)
+    async with app.engine.begin() as conn:
+        await _session(conn, session_id)
+        revealed = await reveal_once(conn, Sealer(app.settings.require_secret()), session_id)
+    key = api_keys.to_object(revealed.row, revealed.secret)
+    if prefers_html(request.headers.get("accept", "")):
+        return HTMLResponse(render_revealed(key),
+                            headers={"content-security-policy": PAGE_POLICY})
+    return JSONResponse(key)
+
+
+async def _session(conn: AsyncConnection, session_id: str) -> Any:
+    """The session a valid token names; one that no longer exists is the same 401."""
+    session = (await conn.execute(select(checkout_sessions).where(
+        checkout_sessions.c.id == session_id))).first()
+    if session is None:
+        raise InvalidLink()
+    return session
 
 
 def _token(request: Request) -> str:
@@ -77,6 +112,30 @@ def _token(request: Request) -> str:
     if len(params) != 1 or params[0][0] != "token":
         raise InvalidLink()
     return params[0][1]
+
+
+async def _posted_token(request: Request) -> str:
+    """The token from the body of a reveal. In the URL it would land where URLs go (logs,
+    history, proxies) while the key is answered: refused before anything is read."""
+    if "token" in request.query_params:
+        raise InvalidRequest("send the token in the request body, never in the URL",
+                             param="token", code="token_in_url")
+    query(request)
+    body = parse(AccessReveal, await read_object(request, forms=True))
+    if not body.token:
+        raise InvalidLink()
+    return body.token
+
+
+def _key_object(row: Any | None, reveal_url: str) -> dict[str, Any] | None:
+    """The provisioned key without its secret: whether it was revealed, and where to reveal it
+    while it waits."""
+    if row is None:
+        return None
+    document = {**api_keys.to_object(row), "revealed": not row.waiting}
+    if row.waiting:
+        document["reveal_url"] = reveal_url
+    return document
 
 
 def prefers_html(accept: str) -> bool:
@@ -114,9 +173,10 @@ def _q(params: list[str]) -> float:
     return 1.0
 
 
-def render(document: dict[str, Any]) -> str:
-    """The page; every value is escaped."""
-    session, invoice, key = document["session"], document["invoice"], document["api_key"]
+def render(document: dict[str, Any], token: str) -> str:
+    """The page; every value is escaped. A waiting key gets a button that posts the token back
+    (in the body) to reveal it."""
+    session, invoice = document["session"], document["invoice"]
     rows = [("Payment", session["id"]), ("Status", session["status"]),
             ("Amount", f"{session['amount']} {session['currency']} (smallest unit)"),
             ("Paid at", session["paid_at"] or "—"),
@@ -125,24 +185,48 @@ def render(document: dict[str, Any]) -> str:
         rows.insert(0, ("Customer", session["customer_name"]))
     table = "".join(f"<tr><th>{escape(label)}</th><td>{escape(str(value))}</td></tr>"
                     for label, value in rows)
+    key_section = _key_section(document["api_key"], session["id"], token)
+    return _page("Your payment", f"<table>{table}</table>{key_section}")
+
+
+def render_revealed(key: dict[str, Any]) -> str:
+    """The one page that shows the raw key."""
+    return _page(f"Your API key ({key['mode']} mode)",
+                 f"<p><code>{escape(key['secret'])}</code></p>"
+                 "<p><strong>It will not be shown again: copy it now and keep it somewhere "
+                 "safe.</strong></p>")
+
+
+def _key_section(key: dict[str, Any] | None, session_id: str, token: str) -> str:
+    if key is None:
+        return ""
+    heading = f"<h2>Your API key ({escape(key['mode'])} mode)</h2>"
+    if key["status"] == "revoked":
+        return f"{heading}<p>The key <code>{escape(key['prefix'])}…</code> was revoked.</p>"
+    if key["revealed"]:
+        return (f"{heading}<p>The key <code>{escape(key['prefix'])}…</code> was revealed "
+                "already; it is never shown again.</p>")
+    # Relative to this page (/access/<id>), so it also holds behind a path prefix; "./" so
+    # that no id could ever read as a scheme.
+    return (f"{heading}<p>An API key was created for you. It can be shown only once.</p>"
+            f"<form method=\"post\" action=\"./{escape(session_id)}/reveal\">"
+            f"<input type=\"hidden\" name=\"token\" value=\"{escape(token)}\">"
+            "<button type=\"submit\">Reveal your API key</button></form>")
+
+
+def _page(title: str, body: str) -> str:
     return (
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"referrer\" content=\"no-referrer\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        "<title>Your payment</title><style>body{font-family:sans-serif;max-width:40em;"
+        f"<title>{escape(title)}</title><style>body{{font-family:sans-serif;max-width:40em;"
         "margin:2em auto;padding:0 1em}th{text-align:left;padding-right:1em}"
         "code{background:#eee;padding:.2em;word-break:break-all}</style></head><body>"
-        f"<h1>Your payment</h1><table>{table}</table>{_key_section(key)}</body></html>")
-
-
-def _key_section(key: dict[str, Any] | None) -> str:
-    if key is None or "secret" not in key:
-        return ""
-    return (f"<h2>Your API key ({escape(key['mode'])} mode)</h2>"
-            f"<p><code>{escape(key['secret'])}</code></p>"
-            "<p><strong>It is shown only this once: copy it now.</strong></p>")
+        f"<h1>{escape(title)}</h1>{body}</body></html>")
 
 
 routes = [
     Route("/access/{session_id}", show, methods=["GET"], middleware=[Middleware(Private)]),
+    Route("/access/{session_id}/reveal", reveal, methods=["POST"],
+          middleware=[Middleware(Private)]),
 ]

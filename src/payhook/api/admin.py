@@ -15,8 +15,15 @@ from payhook.db.engine import reading
 from payhook.errors import InvalidRequest
 from payhook.observability import request_id
 from payhook.outbox import operators
-from payhook.schemas import AdminSessionCreate, MerchantCreate, ReplayMany, ReplayOne, parse
-from payhook.services import anomalies, events, merchants, sessions
+from payhook.schemas import (
+    AdminApiKeyCreate,
+    AdminSessionCreate,
+    MerchantCreate,
+    ReplayMany,
+    ReplayOne,
+    parse,
+)
+from payhook.services import anomalies, api_keys, events, merchants, sessions
 from payhook.services.pagination import Page
 
 
@@ -28,6 +35,17 @@ async def create_merchant(request: Request) -> Response:
     async with app.engine.begin() as conn:
         created = await merchants.create(conn, app.hasher, body.name)
     return JSONResponse(merchants.to_object(created), status_code=201)
+
+
+async def create_api_key(request: Request) -> Response:
+    app = state(request)
+    auth.admin(request)
+    query(request)
+    body = parse(AdminApiKeyCreate, await read_object(request))
+    async with app.engine.begin() as conn:
+        issued = await merchants.issue_key(conn, app.hasher, request.path_params["id"],
+                                           body.mode, body.label)
+    return JSONResponse(api_keys.to_object(issued.row, secret=issued.secret), status_code=201)
 
 
 async def create_session(request: Request) -> Response:
@@ -122,6 +140,7 @@ def _actor(request: Request) -> str:
 
 routes = [
     Route("/admin/merchants", create_merchant, methods=["POST"]),
+    Route("/admin/merchants/{id}/api_keys", create_api_key, methods=["POST"]),
     Route("/admin/checkout/sessions", create_session, methods=["POST"]),
     Route("/admin/events", list_events, methods=["GET"]),
     Route("/admin/events/{id}", get_event, methods=["GET"]),

@@ -1,11 +1,13 @@
 """Reading a JSON request body the strict way the contract asks for.
 
-415 unless the body is declared JSON; 413 past 1 MiB however it is sent (checked while
-streaming, so a chunked body cannot grow memory past the limit); 400 for malformed JSON,
-duplicate keys, ``NaN``/``Infinity``, and a top level that is not an object.
+415 unless the body is declared JSON (or form-encoded, where a browser posts a form); 413 past
+1 MiB however it is sent (checked while streaming, so a chunked body cannot grow memory past the
+limit); 400 for malformed JSON or forms, duplicate keys or fields, ``NaN``/``Infinity``, and a
+top level that is not an object.
 """
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
@@ -13,6 +15,8 @@ from payhook.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from payhook.strictjson import parse_strict
 
 MAX_BODY_BYTES = 1_048_576
+FORM = "application/x-www-form-urlencoded"
+_MAX_FORM_FIELDS = 100
 
 
 async def read_raw(request: Request) -> bytes:
@@ -29,9 +33,12 @@ async def read_raw(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def media_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
 def is_json_content_type(value: str | None) -> bool:
-    media_type = (value or "").split(";", 1)[0].strip().lower()
-    return media_type == "application/json"
+    return media_type(value) == "application/json"
 
 
 def require_json_content_type(request: Request) -> None:
@@ -39,13 +46,35 @@ def require_json_content_type(request: Request) -> None:
         raise UnsupportedMediaType("send the body as Content-Type: application/json")
 
 
-async def read_object(request: Request) -> dict[str, Any]:
-    """The request's JSON object; an empty body counts as ``{}``."""
+async def read_object(request: Request, *, forms: bool = False) -> dict[str, Any]:
+    """The request's JSON object (with ``forms``, an HTML form's fields too); an empty body
+    counts as ``{}``."""
     raw = await read_raw(request)
     if not raw:
         return {}
-    require_json_content_type(request)
+    declared = media_type(request.headers.get("content-type"))
+    if forms and declared == FORM:
+        return parse_form(raw)
+    if declared != "application/json":
+        accepted = f"a form ({FORM}) or JSON" if forms else "Content-Type: application/json"
+        raise UnsupportedMediaType(f"send the body as {accepted}")
     document = parse_strict(raw)
     if not isinstance(document, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
     return document
+
+
+def parse_form(raw: bytes) -> dict[str, str]:
+    """An ``application/x-www-form-urlencoded`` body, strictly: UTF-8, ``name=value`` pairs,
+    each name once (a repeated field is as ambiguous as a duplicate JSON key)."""
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True,
+                          errors="strict", max_num_fields=_MAX_FORM_FIELDS)
+    except ValueError:  # bad UTF-8, a pair without "=", too many fields
+        raise InvalidRequest("the form body is malformed", code="invalid_form") from None
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise InvalidRequest(f"repeated field: {name}", param=name)
+        fields[name] = value
+    return fields

@@ -16,6 +16,8 @@ from payhook import __version__
 from payhook.db.tables import EVENT_OUTCOMES, OUTBOX_STATUSES, SESSION_STATUSES
 from payhook.providers import VERIFIERS
 from payhook.schemas import (
+    AccessReveal,
+    AdminApiKeyCreate,
     AdminSessionCreate,
     ApiKeyCreate,
     MerchantCreate,
@@ -74,9 +76,9 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     "CustomerAccess": _object({
         "object": {"const": "customer_access"}, "session": _ref("CheckoutSession"),
         "invoice": {"oneOf": [{"type": "null"}, _ref("Invoice")]},
-        "api_key": {"oneOf": [{"type": "null"}, _ref("ApiKey")],
-                    "description": "the key provisioned for this session, with its secret on "
-                                   "the first visit only; null afterwards"},
+        "api_key": {"oneOf": [{"type": "null"}, _ref("ProvisionedApiKey")],
+                    "description": "the key provisioned for this session (never its secret), "
+                                   "or null when none was"},
     }),
     "Invoice": _object({
         "id": _STRING, "object": {"const": "invoice"}, "session_id": _STRING,
@@ -89,6 +91,13 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         "prefix": _STRING, "label": _NULLABLE_STRING, "status": {"enum": ["active", "revoked"]},
         "created_at": _TIME, "revoked_at": _NULLABLE_TIME,
     }, optional={"secret": {"type": "string", "description": "the raw key, only on create"}}),
+    "ProvisionedApiKey": {"allOf": [_ref("ApiKey"), _object({
+        "revealed": {"type": "boolean",
+                     "description": "false while the raw key waits to be revealed; true once "
+                                    "it is gone (revealed, or destroyed by a revocation)"},
+    }, optional={"reveal_url": {
+        "type": "string", "description": "while the key waits: POST the token here, in the "
+                                         "body, to reveal it once"}})]},
     "Merchant": _object({"id": _STRING, "object": {"const": "merchant"}, "name": _STRING,
                          "created_at": _TIME, "api_key": _ref("ApiKey")}),
     "Health": _object({"status": {"const": "ok"}}),
@@ -153,8 +162,8 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 REQUEST_MODELS: list[type[BaseModel]] = [SessionCreate, AdminSessionCreate, MerchantCreate,
-                                         ApiKeyCreate, WebhookEndpointCreate, ReplayOne,
-                                         ReplayMany]
+                                         ApiKeyCreate, AdminApiKeyCreate, AccessReveal,
+                                         WebhookEndpointCreate, ReplayOne, ReplayMany]
 
 
 def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +181,10 @@ LIST_FILTERS: dict[str, list[dict[str, Any]]] = {
 
 _ERRORS = {"400": "invalid request", "401": "missing, invalid or revoked credentials",
            "404": "unknown id", "503": "storage unavailable; retry"}
+# Operations that also answer 409, and why.
+CONFLICTS = {("post", "/access/{session_id}/reveal"):
+             "no key to reveal: already revealed (api_key_already_revealed), revoked "
+             "(api_key_revoked), or none provisioned for this session (no_api_key)"}
 
 # The customer's access page: the link's token, and an HTML page for browsers.
 ACCESS_PAGE = ("get", "/access/{session_id}")
@@ -181,6 +194,8 @@ ACCESS_PARAMETERS = [
      "description": "the JWT of the access link; anything but a valid, unexpired token for "
                     "this session is a 401"},
 ]
+# The reveal: the same token, in the body (a form from the page, or JSON), never in the URL.
+ACCESS_REVEAL = ("post", "/access/{session_id}/reveal")
 
 # (method, path) → (summary, tag, security, request model, status, response schema)
 Operation = tuple[str, str, str | None, str | None, int, dict[str, Any] | None]
@@ -219,15 +234,21 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         _ref("WebhookEndpoint")),
     ("get", "/session/{id}/status"): ("Public status of a session", "public", None, None, 200,
                                       _ref("SessionStatus")),
-    ACCESS_PAGE: ("The customer's access page: session, invoice and (first visit only) the "
-                  "provisioned API key; HTML when the client prefers text/html", "public", None,
-                  None, 200, _ref("CustomerAccess")),
+    ACCESS_PAGE: ("The customer's access page: session, invoice and whether a provisioned API "
+                  "key waits to be revealed (never the key); HTML when the client prefers "
+                  "text/html", "public", None, None, 200, _ref("CustomerAccess")),
+    ACCESS_REVEAL: ("Reveal the session's provisioned API key, once (then 409); the token in "
+                    "the body, never in the URL; HTML when the client prefers text/html",
+                    "public", None, "AccessReveal", 200, _ref("ApiKey")),
     ("get", "/healthz"): ("The process is up", "public", None, None, 200, _ref("Health")),
     ("get", "/readyz"): ("The database answers", "public", None, None, 200, _ref("Health")),
     ("get", "/metrics"): ("Prometheus metrics (text format)", "public", None, None, 200, None),
     ("get", "/openapi.json"): ("This document", "public", None, None, 200, {"type": "object"}),
     ("post", "/admin/merchants"): ("Create a merchant and its first test key", "admin", "admin",
                                    "MerchantCreate", 201, _ref("Merchant")),
+    ("post", "/admin/merchants/{id}/api_keys"): (
+        "A new API key for a merchant (secret shown once)", "admin", "admin",
+        "AdminApiKeyCreate", 201, _ref("ApiKey")),
     ("post", "/admin/checkout/sessions"): (
         "Create a session for any merchant and mode", "admin", "admin", "AdminSessionCreate",
         201, _ref("CheckoutSession")),
@@ -286,9 +307,17 @@ def _operation(method: str, path: str, spec: Operation) -> dict[str, Any]:
     if model is not None:
         operation["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": _ref(model)}}}
+    if (method, path) in CONFLICTS:
+        operation["responses"]["409"] = {
+            "description": CONFLICTS[method, path],
+            "content": {"application/json": {"schema": _ref("Error")}}}
     if (method, path) == ACCESS_PAGE:
         operation["parameters"] = ACCESS_PARAMETERS
+    if (method, path) in (ACCESS_PAGE, ACCESS_REVEAL):
         operation["responses"][str(status)]["content"]["text/html"] = {"schema": _STRING}
+    if (method, path) == ACCESS_REVEAL:
+        operation["requestBody"]["content"]["application/x-www-form-urlencoded"] = {
+            "schema": _ref("AccessReveal")}
     return operation
 
 

@@ -3,14 +3,15 @@
 At most one key is ever auto-provisioned per (merchant, mode): the unique partial index on
 ``api_keys (merchant_id, mode) WHERE provisioned_for IS NOT NULL`` decides every race, and a
 conflict means another session (or another worker) provisioned it first. The raw key is kept
-only sealed until the session's access page takes it — once, destroying the sealed copy.
+only sealed until the customer reveals it on the session's access page (a POST, never a GET) —
+once, destroying the sealed copy.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
@@ -18,6 +19,7 @@ from payhook.crypto import Sealer
 from payhook.db.statements import insert_ignoring_conflicts, paid_sessions
 from payhook.db.tables import api_keys, checkout_sessions
 from payhook.effects.context import EffectContext
+from payhook.errors import Conflict
 from payhook.ids import new_id
 from payhook.outbox.drain import Outcome
 from payhook.outbox.store import Entry
@@ -56,28 +58,42 @@ async def provision_keys(context: EffectContext, _entries: Sequence[Entry]) -> O
 @dataclass(frozen=True)
 class RevealedKey:
     row: Any
-    secret: str | None  # None when the key was revoked before its reveal
+    secret: str
 
 
-async def reveal_once(conn: AsyncConnection, sealer: Sealer, session_id: str) -> RevealedKey | None:
-    """Take the key provisioned for this session and destroy its sealed copy, once.
+async def provisioned_for(conn: AsyncConnection, session_id: str) -> Any | None:
+    """The key provisioned for this session, if any, with ``waiting``: whether its raw value
+    still waits to be revealed. The sealed value itself is not read here."""
+    waiting = and_(api_keys.c.sealed_secret.is_not(None), api_keys.c.revoked_at.is_(None))
+    return (await conn.execute(
+        select(*(column for column in api_keys.c if column.key != "sealed_secret"),
+               waiting.label("waiting"))
+        .where(api_keys.c.provisioned_for == session_id))).first()
+
+
+async def reveal_once(conn: AsyncConnection, sealer: Sealer, session_id: str) -> RevealedKey:
+    """Take the key provisioned for this session and destroy its sealed copy, once; a
+    :class:`Conflict` when there is none, or it was revealed or revoked already.
 
     RETURNING gives the row after the update (the secret already gone), so the sealed value is
-    read first and the UPDATE is the compare-and-set: of two concurrent first visits only the
-    one whose UPDATE still finds the secret reveals it (on PostgreSQL the other waits for the
-    row lock, then no longer matches; SQLite has one writer).
+    read first and the UPDATE is the compare-and-set: of two concurrent reveals only the one
+    whose UPDATE still finds the secret reveals it (on PostgreSQL the other waits for the row
+    lock, then no longer matches; SQLite has one writer).
     """
-    found = (await conn.execute(select(api_keys.c.id, api_keys.c.sealed_secret).where(
-        api_keys.c.provisioned_for == session_id, api_keys.c.sealed_secret.is_not(None))
-    )).first()
+    found = (await conn.execute(
+        select(api_keys.c.id, api_keys.c.sealed_secret, api_keys.c.revoked_at)
+        .where(api_keys.c.provisioned_for == session_id))).first()
     if found is None:
-        return None
+        raise Conflict("no API key was provisioned for this session", code="no_api_key")
     taken = (await conn.execute(
         update(api_keys)
-        .where(api_keys.c.id == found.id, api_keys.c.sealed_secret.is_not(None))
+        .where(api_keys.c.id == found.id, api_keys.c.sealed_secret.is_not(None),
+               api_keys.c.revoked_at.is_(None))
         .values(sealed_secret=None)
         .returning(*api_keys.c))).first()
     if taken is None:
-        return None  # a concurrent visit took it
-    secret = sealer.open(found.sealed_secret) if taken.revoked_at is None else None
-    return RevealedKey(row=taken, secret=secret)
+        if found.revoked_at is not None:
+            raise Conflict("this API key was revoked", code="api_key_revoked")
+        raise Conflict("this API key was already revealed: it is shown only once",
+                       code="api_key_already_revealed")
+    return RevealedKey(row=taken, secret=sealer.open(found.sealed_secret))

@@ -1,4 +1,5 @@
-"""Merchants: created by operators (admin API or CLI), each with a first test key."""
+"""Merchants: created by operators (admin API or CLI), each with a first test key; more keys
+from operators too, for a merchant that lost its own."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -8,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
 from payhook.db.tables import merchants
+from payhook.errors import NotFound
 from payhook.ids import new_id
 from payhook.services import api_keys
 from payhook.services.api_keys import IssuedKey, KeyHasher
@@ -27,6 +29,14 @@ async def create(conn: AsyncConnection, hasher: KeyHasher, name: str) -> NewMerc
     )).one()
     key = await api_keys.issue(conn, hasher, row.id, "test", label="first test key")
     return NewMerchant(row=row, key=key)
+
+
+async def issue_key(conn: AsyncConnection, hasher: KeyHasher, merchant_id: str, mode: str,
+                    label: str | None) -> IssuedKey:
+    """An operator's new key for a merchant (one that lost its key): 404 for an unknown one."""
+    if not await exists(conn, merchant_id):
+        raise NotFound(f"no such merchant: {merchant_id}", param="id")
+    return await api_keys.issue(conn, hasher, merchant_id, mode, label)
 
 
 async def exists(conn: AsyncConnection, merchant_id: str) -> bool:
