@@ -8,7 +8,13 @@ import hashlib
 import hmac
 import os
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+
+class Unsealable(Exception):
+    """A sealed value does not open: sealed under another ``PAYHOOK_SECRET_KEY``, or damaged.
+    The message never quotes the sealed bytes."""
 
 
 def derive_key(secret: str, purpose: str) -> bytes:
@@ -34,4 +40,8 @@ class Sealer:
 
     def open(self, sealed: bytes) -> str:
         nonce, ciphertext = sealed[: self.NONCE_BYTES], sealed[self.NONCE_BYTES:]
-        return self._aead.decrypt(nonce, ciphertext, None).decode()
+        try:
+            return self._aead.decrypt(nonce, ciphertext, None).decode()
+        except (InvalidTag, ValueError) as error:  # ValueError: a short nonce, not UTF-8
+            raise Unsealable(f"a sealed secret does not open ({type(error).__name__}); "
+                             "was PAYHOOK_SECRET_KEY changed?") from None

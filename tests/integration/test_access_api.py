@@ -284,6 +284,20 @@ async def test_a_session_without_a_waiting_key_has_nothing_to_reveal(client, app
     assert "was revoked" in page.text and not Forms(page.text).forms
 
 
+async def test_a_key_that_no_longer_opens_is_a_409_and_stays_sealed(client, app, settings,
+                                                                   merchant):
+    """Sealed under another secret key (the service's was changed): a clear 409, never a 500,
+    and the sealed copy is kept, so restoring the old secret key can still reveal it."""
+    session_id, link = await issued(client, app, settings, merchant)
+    [stored] = await provisioned_keys(app, merchant.id)
+    foreign = Sealer("another-secret-key-0123456789abcdef0123").seal("sk_live_x")
+    async with app.state.payhook.engine.begin() as conn:
+        await conn.execute(api_keys.update().where(api_keys.c.id == stored.id).values(
+            sealed_secret=foreign))
+    assert_error(await reveal(client, session_id, token_of(link)), 409, "api_key_unavailable")
+    assert await still_sealed(app, merchant)
+
+
 async def test_every_token_but_the_right_one_is_a_401(client, app, settings, merchant):
     session_id, link = await issued(client, app, settings, merchant)
     other_id, other_link = await issued(client, app, settings, merchant, mode="test")

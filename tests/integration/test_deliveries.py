@@ -408,7 +408,7 @@ async def test_one_broken_endpoint_fails_its_own_delivery_alone(client, app, mer
     assert (by_endpoint[broken].status, by_endpoint[broken].attempts) == ("pending", 1)
     [attempt] = await table(app, delivery_attempts,
                             delivery_attempts.c.delivery_id == by_endpoint[broken].id)
-    expected = "InvalidURL" if fault.startswith("url") else "signing secret does not open"
+    expected = "InvalidURL" if fault.startswith("url") else "sealed secret does not open"
     assert attempt.status_code is None and expected in attempt.error
     [row] = [row for row in await table(app, outbox_entries, outbox_entries.c.kind == DELIVER)
              if row.payload["delivery_id"] == by_endpoint[broken].id]

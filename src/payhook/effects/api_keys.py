@@ -15,7 +15,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
-from payhook.crypto import Sealer
+from payhook.crypto import Sealer, Unsealable
 from payhook.db.statements import insert_ignoring_conflicts, paid_sessions
 from payhook.db.tables import api_keys, checkout_sessions
 from payhook.effects.context import EffectContext
@@ -96,4 +96,10 @@ async def reveal_once(conn: AsyncConnection, sealer: Sealer, session_id: str) ->
             raise Conflict("this API key was revoked", code="api_key_revoked")
         raise Conflict("this API key was already revealed: it is shown only once",
                        code="api_key_already_revealed")
-    return RevealedKey(row=taken, secret=sealer.open(found.sealed_secret))
+    try:
+        secret = sealer.open(found.sealed_secret)
+    except Unsealable:  # raised inside the caller's transaction: the sealed copy stays
+        raise Conflict("this API key cannot be opened any more (the service's secret key "
+                       "changed); an operator can issue the merchant a new key",
+                       code="api_key_unavailable") from None
+    return RevealedKey(row=taken, secret=secret)
