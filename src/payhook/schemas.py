@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from payhook import ids
 from payhook.domain import money
 from payhook.errors import InvalidRequest
 
@@ -92,6 +93,13 @@ class SessionCreate(Strict):
 class AdminSessionCreate(SessionCreate):
     merchant_id: StrictStr
     mode: Literal["test", "live"]
+
+    @field_validator("merchant_id")
+    @classmethod
+    def _merchant_id(cls, value: str) -> str:
+        if not ids.has_prefix(value, "mer"):  # never looked up: it cannot be one
+            raise ValueError("must be a merchant id (mer_…)")
+        return value
 
 
 class MerchantCreate(Strict):

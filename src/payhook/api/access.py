@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from payhook.api.params import path_id
 from payhook.api.state import state
 from payhook.crypto import Sealer
 from payhook.db.tables import checkout_sessions, invoices
@@ -48,7 +49,7 @@ class Private:
 
 async def show(request: Request) -> Response:
     app = state(request)
-    session_id = request.path_params["session_id"]
+    session_id = path_id(request, "cs", "session_id", unknown=InvalidLink)
     AccessLinks.from_settings(app.settings).verify(session_id, _token(request))
     async with app.engine.begin() as conn:
         session = (await conn.execute(select(checkout_sessions).where(

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from payhook.api import auth
 from payhook.api.body import read_object
+from payhook.api.params import path_id
 from payhook.api.responses import listing, page_request, query
 from payhook.api.state import state
 from payhook.db.engine import reading
@@ -54,8 +55,9 @@ async def get_event(request: Request) -> Response:
     app = state(request)
     auth.admin(request)
     query(request)
+    event_id = path_id(request, "ev")
     async with reading(app.engine) as conn:
-        row = await events.get(conn, request.path_params["id"])
+        row = await events.get(conn, event_id)
     return JSONResponse(events.to_object(row, with_body=True))
 
 
@@ -85,8 +87,9 @@ async def get_outbox_entry(request: Request) -> Response:
     app = state(request)
     auth.admin(request)
     query(request)
+    entry_id = path_id(request, "ob")
     async with reading(app.engine) as conn:
-        row = await operators.get_entry(conn, request.path_params["id"])
+        row = await operators.get_entry(conn, entry_id)
     return JSONResponse(operators.to_object(row))
 
 
@@ -94,10 +97,10 @@ async def replay_outbox_entry(request: Request) -> Response:
     app = state(request)
     auth.admin(request)
     query(request)
+    entry_id = path_id(request, "ob")
     body = parse(ReplayOne, await read_object(request))
     async with app.engine.begin() as conn:
-        row = await operators.replay_one(conn, request.path_params["id"], _actor(request),
-                                         body.reason)
+        row = await operators.replay_one(conn, entry_id, _actor(request), body.reason)
     app.nudge()
     return JSONResponse(operators.to_object(row))
 

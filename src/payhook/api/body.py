@@ -2,13 +2,15 @@
 
 415 unless the body is declared JSON; 413 past 1 MiB however it is sent (checked while
 streaming, so a chunked body cannot grow memory past the limit); 400 for malformed JSON,
-duplicate keys, ``NaN``/``Infinity``, and a top level that is not an object.
+duplicate keys, ``NaN``/``Infinity``, a top level that is not an object, and a NUL in any key or
+string at any depth (PostgreSQL text cannot hold it), naming the top-level field.
 """
 
 from typing import Any
 
 from starlette.requests import Request
 
+from payhook import inputs
 from payhook.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from payhook.strictjson import parse_strict
 
@@ -16,8 +18,8 @@ MAX_BODY_BYTES = 1_048_576
 
 
 async def read_raw(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    declared = inputs.unsigned(request.headers.get("content-length", ""), 20)
+    if declared is not None and declared > MAX_BODY_BYTES:
         raise PayloadTooLarge("the request body is larger than 1 MiB")
     chunks: list[bytes] = []
     size = 0
@@ -48,4 +50,9 @@ async def read_object(request: Request) -> dict[str, Any]:
     document = parse_strict(raw)
     if not isinstance(document, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+    field = inputs.field_with_nul(document)
+    if field is not None:
+        shown = inputs.shown(field)
+        raise InvalidRequest(f"{shown}: must not contain NUL characters",
+                             param=field if shown == field else None)
     return document
