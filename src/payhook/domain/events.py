@@ -22,7 +22,7 @@ class ProviderEvent:
     event_id: str
     type: str
     intent: Intent
-    session_id: str | None
+    session_id: str | None  # None unless it has the form of a session id (never looked up)
     raw: bytes
     headers: dict[str, str]
     amount: int | None = None
