@@ -104,9 +104,10 @@ def credentials(path: str, merchant: Any) -> dict[str, str]:
 
 async def call(client: Any, method: str, url: str, headers: dict[str, str],
                body: Any = None) -> Any:
-    if method in ("POST", "PUT", "PATCH"):
-        return await client.request(method, url, headers=headers, json={} if body is None
-                                    else body)
+    if method in ("POST", "PUT", "PATCH"):  # ASCII JSON: "\ud800" escaped, as a client may send
+        raw = json.dumps({} if body is None else body).encode()
+        return await client.request(method, url, content=raw,
+                                    headers={**headers, "Content-Type": "application/json"})
     return await client.request(method, url, headers=headers)
 
 
@@ -209,7 +210,12 @@ NUL_BODIES = [
      {"amount": 100, "currency": "usd", "success_url": "https://a.example/\x00"},
      "success_url"),
     ("POST", "/v1/checkout/sessions", {"amount": 100, "currency": "usd", "x\x00": 1}, None),
+    ("POST", "/v1/checkout/sessions",
+     {"amount": 100, "currency": "usd", "metadata": {"order": "\ud800"}}, "metadata"),
+    ("POST", "/v1/checkout/sessions",
+     {"amount": 100, "currency": "usd", "customer_name": "Ada \udfff"}, "customer_name"),
     ("POST", "/v1/api_keys", {"label": "ci\x00"}, "label"),
+    ("POST", "/v1/api_keys", {"label": "\ud83d"}, "label"),
     ("POST", "/v1/webhook_endpoints", {"url": "https://a.example/\x00"}, "url"),
     ("POST", "/admin/outbox/replay", {"status": "dead", "kind": "invoice.create\x00"}, "kind"),
     ("POST", "/admin/outbox/replay", {"status": "dead", "reason": "why\x00"}, "reason"),
@@ -252,8 +258,8 @@ async def test_nul_deep_in_a_body_names_the_top_level_field(client, merchant):
 
 # --- provider webhooks -------------------------------------------------------------------------
 
-REFERENCES = ["cs_\x00", "cs_" + "A" * 24 + "\x00", "cs_" + "7" * 10_000, "x" * 10_000,
-              "in_" + "A" * 25, "cs_" + "３" * 25]
+REFERENCES = ["cs_\x00", "cs_\ud800", "cs_" + "A" * 24 + "\x00", "cs_" + "7" * 10_000,
+              "x" * 10_000, "in_" + "A" * 25, "cs_" + "３" * 25]
 
 
 def event_naming(provider: str, reference: str) -> dict[str, Any]:
@@ -288,16 +294,17 @@ async def test_a_signed_event_naming_no_possible_session_is_unmatched_and_stored
 
 
 def nul_everywhere(provider: str, session_id: str) -> dict[str, Any]:
-    """A payment for a real session whose other strings carry NUL or are absurdly long."""
+    """A payment for a real session whose other strings carry NUL or an unpaired surrogate, or
+    are absurdly long."""
     if provider == "stripe":
-        body = signing.stripe_event(session_id, currency="usd\x00")
-        body["type"] = "payment_intent.succeeded"
+        body = signing.stripe_event(session_id, currency="usd\ud800")
         body["data"]["object"]["id"] = "pi_\x00" + "x" * 10_000
         body["data"]["object"]["metadata"]["note"] = "\x00"
         return body
     if provider == "onecom":
         body = signing.onecom_event(session_id, currency="usd\x00")
         body["payload"] = {"txn_id": "t\x00", "extra": "\x00"}
+        body["event"] = "payment.completed\udc00"
         return body
     return {**signing.web3_event(session_id), "network": "main\x00net" + "x" * 10_000}
 

@@ -2,8 +2,9 @@
 
 415 unless the body is declared JSON; 413 past 1 MiB however it is sent (checked while
 streaming, so a chunked body cannot grow memory past the limit); 400 for malformed JSON,
-duplicate keys, ``NaN``/``Infinity``, a top level that is not an object, and a NUL in any key or
-string at any depth (PostgreSQL text cannot hold it), naming the top-level field.
+duplicate keys, ``NaN``/``Infinity``, a top level that is not an object, and text no database
+can store (a NUL or an unpaired surrogate) in any key or string at any depth, naming the
+top-level field.
 """
 
 from typing import Any
@@ -50,9 +51,9 @@ async def read_object(request: Request) -> dict[str, Any]:
     document = parse_strict(raw)
     if not isinstance(document, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
-    field = inputs.field_with_nul(document)
+    field = inputs.unstorable_field(document)
     if field is not None:
         shown = inputs.shown(field)
-        raise InvalidRequest(f"{shown}: must not contain NUL characters",
+        raise InvalidRequest(f"{shown}: {inputs.UNSTORABLE}",
                              param=field if shown == field else None)
     return document

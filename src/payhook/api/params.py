@@ -3,8 +3,8 @@
 An id that is not ``<prefix>_`` and the exact body form of :mod:`payhook.ids` cannot be one of
 ours: it is unknown (404, ``param`` naming it) without touching the database, so neither a NUL
 (which PostgreSQL text cannot hold) nor a 10 kB value ever reaches a statement. Query values
-are refused when they carry a NUL or are longer than any value we accept. Errors never repeat
-a hostile value verbatim (:func:`payhook.inputs.shown`).
+are refused when they carry text no database can store (:func:`payhook.inputs.storable`) or are
+longer than any value we accept. Errors never repeat a hostile value verbatim.
 """
 
 from collections.abc import Callable
@@ -37,8 +37,7 @@ def path_id(request: Request, prefix: str, name: str = "id",
 def query_value(name: str, value: str) -> str:
     """A query value both databases can hold and no longer than any we accept."""
     if not inputs.storable(value):
-        raise InvalidRequest(f"{inputs.shown(name)} must not contain NUL characters",
-                             param=name)
+        raise InvalidRequest(f"{inputs.shown(name)} {inputs.UNSTORABLE}", param=name)
     if len(value) > MAX_QUERY_VALUE:
         raise InvalidRequest(f"{inputs.shown(name)} is longer than {MAX_QUERY_VALUE} characters",
                              param=name)
