@@ -34,3 +34,8 @@ def has_prefix(value: str, prefix: str) -> bool:
 def is_id(value: str) -> bool:
     """Whether ``value`` looks like an id of any kind: ``<prefix>_`` and the exact body form."""
     return _ANY_ID.fullmatch(value) is not None
+
+
+def pattern(prefix: str) -> str:
+    """The JSON Schema pattern of an id of this kind."""
+    return f"^{prefix}_[0-9A-Za-z]{{{_LENGTH}}}$"
