@@ -36,17 +36,17 @@ def settings(database_url: str) -> Settings:
                          web3_tokens="usdc:0x" + "ab" * 20 + ":6")
 
 
-Send = Callable[[dict[str, Any]], httpx.Response]
-
-
-def sender(client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> Send:
-    """Send a schemathesis case (its requests-style keywords) to the app, from any thread."""
-    def send(kwargs: dict[str, Any]) -> httpx.Response:
-        body = kwargs.get("json")
+def sender(client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop,
+           merchant_key: str) -> Callable[[Any], httpx.Response]:
+    """Send a schemathesis case to the app with its operation's credentials, from any thread."""
+    def send(case: Any) -> httpx.Response:
+        kwargs = case.as_transport_kwargs(base_url="http://payhook.test",
+                                          headers=credentials(case.operation, merchant_key))
         request = client.request(
             kwargs["method"], kwargs["url"], params=kwargs.get("params"),
             headers=kwargs.get("headers"),
-            content=json.dumps(body).encode() if "json" in kwargs else kwargs.get("data"))
+            content=json.dumps(kwargs["json"]).encode() if "json" in kwargs
+            else kwargs.get("data"))
         return asyncio.run_coroutine_threadsafe(request, loop).result(timeout=30)
     return send
 
@@ -69,9 +69,9 @@ def cases(document: dict[str, Any], mode: GenerationMode,
 
 
 def run(strategy: st.SearchStrategy[Any], examples: int, check: Callable[[Any], None]) -> None:
-    @hypothesis_settings(max_examples=examples, deadline=None, database=None, derandomize=True,
-              phases=[Phase.explicit, Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @hypothesis_settings(max_examples=examples, deadline=None, database=None,
+                         derandomize=True, phases=[Phase.explicit, Phase.generate],
+                         suppress_health_check=list(HealthCheck))
     @given(case=strategy)
     def every(case: Any) -> None:
         check(case)
@@ -83,18 +83,14 @@ def run(strategy: st.SearchStrategy[Any], examples: int, check: Callable[[Any], 
 async def test_no_generated_request_gets_a_5xx(client, mode):
     merchant = await new_merchant(client)
     document = (await client.get("/openapi.json")).json()
-    send = sender(client, asyncio.get_running_loop())
+    send = sender(client, asyncio.get_running_loop(), merchant.key)
     failures: list[str] = []
 
     def check(case: Any) -> None:
-        kwargs = case.as_transport_kwargs(base_url="http://payhook.test",
-                                          headers=credentials(case.operation, merchant.key))
-        answer = send(kwargs)
+        answer = send(case)
         if answer.status_code >= 500:
             failures.append(f"{case.method} {case.formatted_path} -> {answer.status_code}: "
                             f"{answer.text[:200]}")
-        else:
-            assert "error" in answer.json() if answer.status_code >= 400 else True
 
     await asyncio.to_thread(run, cases(document, mode), EXAMPLES, check)
     assert failures == []
@@ -103,16 +99,14 @@ async def test_no_generated_request_gets_a_5xx(client, mode):
 async def test_every_session_generated_from_the_schema_is_created(client):
     merchant = await new_merchant(client)
     document = (await client.get("/openapi.json")).json()
-    send = sender(client, asyncio.get_running_loop())
+    send = sender(client, asyncio.get_running_loop(), merchant.key)
     refused: list[str] = []
 
     def check(case: Any) -> None:
-        kwargs = case.as_transport_kwargs(base_url="http://payhook.test",
-                                          headers=credentials(case.operation, merchant.key))
         # JSON Schema counts 1.0 as an integer; the contract (and any typed client) does not.
-        kwargs["json"] = {name: int(value) if isinstance(value, float) else value
-                          for name, value in kwargs["json"].items()}
-        answer = send(kwargs)
+        case.body = {name: int(value) if isinstance(value, float) else value
+                     for name, value in case.body.items()}
+        answer = send(case)
         if answer.status_code != 201:
             refused.append(f"{json.dumps(case.body)[:300]} -> {answer.text[:300]}")
 
