@@ -18,6 +18,9 @@ class Intent(StrEnum):
 
 @dataclass(frozen=True)
 class ProviderEvent:
+    """Every string here is one both databases can store (the providers drop any other: see
+    ``providers.base.text_field``), so the writers store them as they are."""
+
     provider: str
     event_id: str
     type: str
