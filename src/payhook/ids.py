@@ -1,5 +1,6 @@
 """Opaque, prefixed, unguessable identifiers (Stripe style: ``cs_…``)."""
 
+import re
 import secrets
 import string
 
@@ -21,7 +22,20 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{_base62(int.from_bytes(secrets.token_bytes(_RANDOM_BYTES), 'big'))}"
 
 
+_ANY_ID = re.compile(rf"[a-z]{{1,8}}_[0-9A-Za-z]{{{_LENGTH}}}")
+
+
 def has_prefix(value: str, prefix: str) -> bool:
     """Whether ``value`` looks like an id of this kind (cheap pre-check before a lookup)."""
     body = value.removeprefix(f"{prefix}_")
     return body != value and len(body) == _LENGTH and all(c in ALPHABET for c in body)
+
+
+def is_id(value: str) -> bool:
+    """Whether ``value`` looks like an id of any kind: ``<prefix>_`` and the exact body form."""
+    return _ANY_ID.fullmatch(value) is not None
+
+
+def pattern(prefix: str) -> str:
+    """The JSON Schema pattern of an id of this kind."""
+    return f"^{prefix}_[0-9A-Za-z]{{{_LENGTH}}}$"

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from payhook import ids
+from payhook import schema_hints as hints
 from payhook.domain import money
 from payhook.errors import InvalidRequest
 
@@ -32,7 +34,7 @@ _EMAIL = re.compile(r"^[^@\s,;<>()\[\]\\\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0
 
 
 def has_control_characters(value: str) -> bool:
-    return any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in value)
+    return any(unicodedata.category(char) in hints.CONTROL_CATEGORIES for char in value)
 
 
 class Strict(BaseModel):
@@ -40,16 +42,27 @@ class Strict(BaseModel):
 
 
 class SessionCreate(Strict):
-    amount: StrictInt
-    currency: StrictStr
-    success_url: Annotated[StrictStr, Field(max_length=2048)] | None = None
-    cancel_url: Annotated[StrictStr, Field(max_length=2048)] | None = None
-    customer_email: Annotated[StrictStr, Field(max_length=254)] | None = None
-    customer_name: Annotated[StrictStr, Field(max_length=200)] | None = None
+    """The JSON Schema says what the validators below check (:mod:`payhook.schema_hints`); the
+    currency enum depends on the configuration, so :mod:`payhook.api.openapi` adds it."""
+
+    model_config = ConfigDict(json_schema_extra=hints.FIAT_AMOUNTS)
+
+    amount: Annotated[StrictInt, Field(json_schema_extra=hints.AMOUNT)]
+    currency: Annotated[StrictStr, Field(json_schema_extra=hints.CURRENCY)]
+    success_url: Annotated[StrictStr, Field(max_length=2048,
+                                            json_schema_extra=hints.REDIRECT_URL)] | None = None
+    cancel_url: Annotated[StrictStr, Field(max_length=2048,
+                                           json_schema_extra=hints.REDIRECT_URL)] | None = None
+    customer_email: Annotated[StrictStr, Field(max_length=254,
+                                               json_schema_extra=hints.EMAIL)] | None = None
+    customer_name: Annotated[StrictStr, Field(max_length=200,
+                                              json_schema_extra=hints.printable)] | None = None
     metadata: Annotated[dict[Annotated[str, Field(max_length=40)],
                              Annotated[StrictStr, Field(max_length=500)]],
-                        Field(max_length=20)] = Field(default_factory=dict)
-    expires_in: Annotated[StrictInt, Field(ge=60, le=604_800)] = 86_400
+                        Field(max_length=20, json_schema_extra=hints.METADATA)
+                        ] = Field(default_factory=dict)
+    expires_in: Annotated[StrictInt, Field(ge=60, le=604_800,
+                                           json_schema_extra=hints.SECONDS)] = 86_400
 
     @field_validator("currency")
     @classmethod
@@ -91,12 +104,20 @@ class SessionCreate(Strict):
 
 
 class AdminSessionCreate(SessionCreate):
-    merchant_id: StrictStr
+    merchant_id: Annotated[StrictStr, Field(json_schema_extra=hints.MERCHANT_ID)]
     mode: Literal["test", "live"]
+
+    @field_validator("merchant_id")
+    @classmethod
+    def _merchant_id(cls, value: str) -> str:
+        if not ids.has_prefix(value, "mer"):  # never looked up: it cannot be one
+            raise ValueError("must be a merchant id (mer_…)")
+        return value
 
 
 class MerchantCreate(Strict):
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200,
+                                     json_schema_extra=hints.printable_not_blank)]
 
     @field_validator("name")
     @classmethod
@@ -128,7 +149,7 @@ class WebhookEndpointCreate(Strict):
     will POST to it, can parse (whether its host is public is checked by :mod:`payhook.net`,
     which needs to resolve it, after this)."""
 
-    url: Annotated[StrictStr, Field(max_length=2048)]
+    url: Annotated[StrictStr, Field(max_length=2048, json_schema_extra=hints.ENDPOINT_URL)]
 
     @field_validator("url")
     @classmethod

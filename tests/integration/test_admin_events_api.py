@@ -191,7 +191,8 @@ async def test_bad_filters_and_unknown_parameters_are_400(client, path, params, 
 
 
 async def test_an_unknown_event_is_404(client):
-    answer = await client.get("/admin/events/ev_unknown", headers=ADMIN)
+    unknown = "ev_" + "0" * 25
+    answer = await client.get(f"/admin/events/{unknown}", headers=ADMIN)
     assert answer.status_code == 404
     assert answer.json()["error"] == {"type": "invalid_request_error", "code": "resource_missing",
-                                      "message": "no such event: ev_unknown", "param": "id"}
+                                      "message": f"no such event: {unknown}", "param": "id"}

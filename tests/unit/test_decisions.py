@@ -105,7 +105,8 @@ def test_pending_failed_and_recorded_intents():
 
 def test_ignored_and_unmatched():
     assert decide(event(Intent.IGNORE), session(), NOW).outcome == "ignored"
-    assert decide(event(Intent.PAY, session_id=None), None, NOW).outcome == "ignored"
+    # No session id: the provider named one that cannot exist (no reference at all is IGNORE).
+    assert decide(event(Intent.PAY, session_id=None), None, NOW).outcome == "unmatched"
     assert decide(event(Intent.PAY), None, NOW).outcome == "unmatched"
 
 

@@ -10,12 +10,14 @@ from standardwebhooks.webhooks import Webhook
 
 from payhook import trigger
 from payhook.domain.events import Intent
+from payhook.ids import new_id
 from payhook.providers import onecom, stripe, web3
 from payhook.providers.base import VerifyContext
 
 SECRETS = {"stripe": "whsec_unit", "onecom": "onecom_unit",
            "web3": "whsec_" + base64.b64encode(b"trigger-unit-test-key-24").decode()}
-SESSION = trigger.Session(id="cs_unit", amount=1999, currency="usd", mode="test")
+CS_UNIT = new_id("cs")
+SESSION = trigger.Session(id=CS_UNIT, amount=1999, currency="usd", mode="test")
 VERIFY = {"stripe": stripe.verify, "onecom": onecom.verify, "web3": web3.verify}
 
 
@@ -29,7 +31,7 @@ def test_the_default_event_verifies_and_names_the_session(provider, intent):
     signed = trigger.build(provider, SESSION, SECRETS[provider])
     context = VerifyContext(secrets=("other", SECRETS[provider]), tolerance=300)
     event = VERIFY[provider](signed.raw, received(signed), context)
-    assert (event.intent, event.session_id) == (intent, "cs_unit")
+    assert (event.intent, event.session_id) == (intent, CS_UNIT)
     assert signed.headers["Content-Type"] == "application/json"
     if provider != "web3":
         assert (event.amount, event.currency) == (1999, "usd")
@@ -43,13 +45,13 @@ def test_stripe_events_verify_with_the_stripe_library():
     assert body["id"].startswith("evt_") and body["livemode"] is False
     intent = body["data"]["object"]
     assert intent["id"].startswith("pi_") and intent["object"] == "payment_intent"
-    assert intent["amount_received"] == 1999 and intent["metadata"] == {"session_id": "cs_unit"}
+    assert intent["amount_received"] == 1999 and intent["metadata"] == {"session_id": CS_UNIT}
 
 
 def test_web3_events_verify_with_the_standard_webhooks_library():
     tx = "0x" + "ab" * 32
     signed = trigger.build("web3", SESSION, SECRETS["web3"], tx_hash=tx)
-    assert json.loads(signed.raw) == {"event": "payment.detected", "session_id": "cs_unit",
+    assert json.loads(signed.raw) == {"event": "payment.detected", "session_id": CS_UNIT,
                                       "blockchain_tx_id": tx, "network": "ethereum"}
     Webhook(SECRETS["web3"]).verify(signed.raw, received(signed))
     assert signed.headers["webhook-id"].startswith("msg_")

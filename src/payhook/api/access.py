@@ -22,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from payhook.api.body import read_object
+from payhook.api.params import path_id
 from payhook.api.responses import query
 from payhook.api.state import state
 from payhook.crypto import Sealer
@@ -60,7 +61,7 @@ class Private:
 async def show(request: Request) -> Response:
     """The page (GET and HEAD alike): it reads, and changes nothing."""
     app = state(request)
-    session_id = request.path_params["session_id"]
+    session_id = path_id(request, "cs", "session_id", unknown=InvalidLink)
     token = _token(request)
     AccessLinks.from_settings(app.settings).verify(session_id, token)
     async with reading(app.engine) as conn:
@@ -84,7 +85,7 @@ async def show(request: Request) -> Response:
 async def reveal(request: Request) -> Response:
     """The provisioned key's raw value, once; then 409 (as for a session that has none)."""
     app = state(request)
-    session_id = request.path_params["session_id"]
+    session_id = path_id(request, "cs", "session_id", unknown=InvalidLink)
     token = await _posted_token(request)
     AccessLinks.from_settings(app.settings).verify(session_id, token)
     async with app.engine.begin() as conn:

@@ -9,6 +9,7 @@ from starlette.routing import Route
 
 from payhook.api import auth
 from payhook.api.body import read_object
+from payhook.api.params import path_id
 from payhook.api.responses import listing, page_request, query
 from payhook.api.state import state
 from payhook.db.engine import reading
@@ -40,11 +41,11 @@ async def create_merchant(request: Request) -> Response:
 async def create_api_key(request: Request) -> Response:
     app = state(request)
     auth.admin(request)
+    merchant_id = path_id(request, "mer")
     query(request)
     body = parse(AdminApiKeyCreate, await read_object(request))
     async with app.engine.begin() as conn:
-        issued = await merchants.issue_key(conn, app.hasher, request.path_params["id"],
-                                           body.mode, body.label)
+        issued = await merchants.issue_key(conn, app.hasher, merchant_id, body.mode, body.label)
     return JSONResponse(api_keys.to_object(issued.row, secret=issued.secret), status_code=201)
 
 
@@ -72,8 +73,9 @@ async def get_event(request: Request) -> Response:
     app = state(request)
     auth.admin(request)
     query(request)
+    event_id = path_id(request, "ev")
     async with reading(app.engine) as conn:
-        row = await events.get(conn, request.path_params["id"])
+        row = await events.get(conn, event_id)
     return JSONResponse(events.to_object(row, with_body=True))
 
 
@@ -103,8 +105,9 @@ async def get_outbox_entry(request: Request) -> Response:
     app = state(request)
     auth.admin(request)
     query(request)
+    entry_id = path_id(request, "ob")
     async with reading(app.engine) as conn:
-        row = await operators.get_entry(conn, request.path_params["id"])
+        row = await operators.get_entry(conn, entry_id)
     return JSONResponse(operators.to_object(row))
 
 
@@ -112,10 +115,10 @@ async def replay_outbox_entry(request: Request) -> Response:
     app = state(request)
     auth.admin(request)
     query(request)
+    entry_id = path_id(request, "ob")
     body = parse(ReplayOne, await read_object(request))
     async with app.engine.begin() as conn:
-        row = await operators.replay_one(conn, request.path_params["id"], _actor(request),
-                                         body.reason)
+        row = await operators.replay_one(conn, entry_id, _actor(request), body.reason)
     app.nudge()
     return JSONResponse(operators.to_object(row))
 

@@ -2,8 +2,9 @@
 
 415 unless the body is declared JSON (or form-encoded, where a browser posts a form); 413 past
 1 MiB however it is sent (checked while streaming, so a chunked body cannot grow memory past the
-limit); 400 for malformed JSON or forms, duplicate keys or fields, ``NaN``/``Infinity``, and a
-top level that is not an object.
+limit); 400 for malformed JSON or forms, duplicate keys or fields, ``NaN``/``Infinity``, a top
+level that is not an object, and text no database can store (a NUL or an unpaired surrogate) in
+any key or string at any depth, naming the top-level field.
 """
 
 from typing import Any
@@ -11,6 +12,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
+from payhook import inputs
 from payhook.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from payhook.strictjson import parse_strict
 
@@ -20,8 +22,8 @@ _MAX_FORM_FIELDS = 100
 
 
 async def read_raw(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    declared = inputs.unsigned(request.headers.get("content-length", ""), 20)
+    if declared is not None and declared > MAX_BODY_BYTES:
         raise PayloadTooLarge("the request body is larger than 1 MiB")
     chunks: list[bytes] = []
     size = 0
@@ -61,6 +63,11 @@ async def read_object(request: Request, *, forms: bool = False) -> dict[str, Any
     document = parse_strict(raw)
     if not isinstance(document, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+    field = inputs.unstorable_field(document)
+    if field is not None:
+        shown = inputs.shown(field)
+        raise InvalidRequest(f"{shown}: {inputs.UNSTORABLE}",
+                             param=field if shown == field else None)
     return document
 
 

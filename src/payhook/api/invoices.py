@@ -5,6 +5,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from payhook.api import auth
+from payhook.api.params import path_id
 from payhook.api.responses import merchant_list, query
 from payhook.api.state import state
 from payhook.db.engine import reading
@@ -18,10 +19,10 @@ async def list_invoices(request: Request) -> Response:
 
 async def get_invoice(request: Request) -> Response:
     app = state(request)
-    query(request)
     async with reading(app.engine) as conn:
         caller = await auth.merchant(request, conn)
-        row = await invoices.get(conn, caller, request.path_params["id"])
+        query(request)
+        row = await invoices.get(conn, caller, path_id(request, "in"))
     return JSONResponse(to_object(row))
 
 

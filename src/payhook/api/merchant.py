@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from payhook.api import auth, invoices, webhook_endpoints
 from payhook.api.body import read_object
+from payhook.api.params import path_id
 from payhook.api.responses import merchant_list, query
 from payhook.api.state import state
 from payhook.db.engine import reading
@@ -21,9 +22,9 @@ from payhook.services.idempotency import Answer
 
 async def create_session(request: Request) -> Response:
     app = state(request)
-    query(request)
     async with reading(app.engine) as conn:
         caller = await auth.merchant(request, conn)
+    query(request)
     document = await read_object(request)
     body = parse(SessionCreate, document, mode=caller.mode,
                  crypto=app.settings.fiat_and_crypto_symbols)
@@ -46,10 +47,10 @@ async def create_session(request: Request) -> Response:
 
 async def get_session(request: Request) -> Response:
     app = state(request)
-    query(request)
     async with reading(app.engine) as conn:
         caller = await auth.merchant(request, conn)
-        row = await sessions.get(conn, caller, request.path_params["id"])
+        query(request)
+        row = await sessions.get(conn, caller, path_id(request, "cs"))
     return JSONResponse(sessions.to_object(row, app.settings.public_base_url))
 
 
@@ -61,12 +62,13 @@ async def list_sessions(request: Request) -> Response:
 
 async def cancel_session(request: Request) -> Response:
     app = state(request)
+    async with reading(app.engine) as conn:
+        caller = await auth.merchant(request, conn)
     query(request)
+    session_id = path_id(request, "cs")
     parse(Empty, await read_object(request))
     async with app.engine.begin() as conn:
-        caller = await auth.merchant(request, conn)
-        row = await sessions.cancel(conn, caller, request.path_params["id"],
-                                    app.settings.outbox_max_attempts)
+        row = await sessions.cancel(conn, caller, session_id, app.settings.outbox_max_attempts)
     app.nudge()
     return JSONResponse(sessions.to_object(row, app.settings.public_base_url))
 
@@ -77,10 +79,11 @@ async def list_api_keys(request: Request) -> Response:
 
 async def create_api_key(request: Request) -> Response:
     app = state(request)
+    async with reading(app.engine) as conn:
+        caller: Caller = await auth.merchant(request, conn)
     query(request)
     body = parse(ApiKeyCreate, await read_object(request))
     async with app.engine.begin() as conn:
-        caller: Caller = await auth.merchant(request, conn)
         issued = await api_keys.issue(conn, app.hasher, caller.merchant_id, caller.mode,
                                       body.label)
     return JSONResponse(api_keys.to_object(issued.row, secret=issued.secret), status_code=201)
@@ -88,10 +91,10 @@ async def create_api_key(request: Request) -> Response:
 
 async def revoke_api_key(request: Request) -> Response:
     app = state(request)
-    query(request)
     async with app.engine.begin() as conn:
         caller = await auth.merchant(request, conn)
-        row: Any = await api_keys.revoke(conn, caller, request.path_params["id"])
+        query(request)
+        row: Any = await api_keys.revoke(conn, caller, path_id(request, "key"))
     return JSONResponse(api_keys.to_object(row))
 
 

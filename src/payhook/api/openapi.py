@@ -12,9 +12,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from payhook import __version__
+from payhook import __version__, ids
+from payhook.api.params import MAX_QUERY_VALUE
+from payhook.api.state import state
 from payhook.db.tables import EVENT_OUTCOMES, OUTBOX_STATUSES, SESSION_STATUSES
+from payhook.domain import money
 from payhook.providers import VERIFIERS
+from payhook.schema_hints import STORABLE, refuse_nul
 from payhook.schemas import (
     AccessReveal,
     AdminApiKeyCreate,
@@ -167,7 +171,26 @@ REQUEST_MODELS: list[type[BaseModel]] = [SessionCreate, AdminSessionCreate, Merc
 
 
 def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter; a free string is bounded as api/params.py bounds every value."""
+    if schema is _STRING:
+        schema = {**_STRING, "maxLength": MAX_QUERY_VALUE, "pattern": STORABLE}
     return {"name": name, "in": "query", "schema": schema}
+
+
+# The id prefix of each collection: the pattern of its path ids and of its list's cursor.
+COLLECTIONS = {"/v1/checkout/sessions": "cs", "/session": "cs", "/access": "cs",
+               "/v1/invoices": "in", "/v1/api_keys": "key", "/v1/webhook_endpoints": "we",
+               "/admin/events": "ev", "/admin/outbox": "ob", "/admin/anomalies": "an",
+               "/admin/merchants": "mer"}
+
+
+def _id_schema(collection: str) -> dict[str, Any]:
+    prefix = COLLECTIONS.get(collection)
+    return _STRING if prefix is None else {**_STRING, "pattern": ids.pattern(prefix)}
+
+
+LIMIT = {"type": "integer", "minimum": 1, "maximum": 100, "default": 10,
+         "description": "1 to 100, in ASCII digits; anything else is a 400"}
 
 
 # Filters of the list operations, besides limit and starting_after.
@@ -189,7 +212,7 @@ CONFLICTS = {("post", "/access/{session_id}/reveal"):
 # The customer's access page: the link's token, and an HTML page for browsers.
 ACCESS_PAGE = ("get", "/access/{session_id}")
 ACCESS_PARAMETERS = [
-    {"name": "session_id", "in": "path", "required": True, "schema": _STRING},
+    {"name": "session_id", "in": "path", "required": True, "schema": _id_schema("/access")},
     {"name": "token", "in": "query", "required": True, "schema": _STRING,
      "description": "the JWT of the access link; anything but a valid, unexpired token for "
                     "this session is a 401"},
@@ -291,13 +314,14 @@ def _operation(method: str, path: str, spec: Operation) -> dict[str, Any]:
                    "content": {"application/json": {"schema": _ref("Error")}}}
             for code, text in _ERRORS.items()}},
     }
+    collection = path.split("/{", 1)[0]
     parameters = [{"name": name, "in": "path", "required": True,
-                   "schema": _PROVIDER if name == "provider" else _STRING}
+                   "schema": _PROVIDER if name == "provider" else _id_schema(collection)}
                   for name in re.findall(r"{(\w+)}", path)]
     if method == "get" and schema is not None and "list" in str(schema):
         parameters += [
-            _query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}),
-            _query("starting_after", _STRING),
+            _query("limit", LIMIT),
+            _query("starting_after", _id_schema(path)),
             *LIST_FILTERS.get(path, []),
         ]
     if parameters:
@@ -321,14 +345,24 @@ def _operation(method: str, path: str, spec: Operation) -> dict[str, Any]:
     return operation
 
 
-def document() -> dict[str, Any]:
+def request_schema(model: type[BaseModel], crypto: frozenset[str]) -> dict[str, Any]:
+    """A request body's schema: what its validators check, NUL refused in every string, and
+    the currencies this configuration accepts."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    refuse_nul(schema)
+    if "currency" in schema["properties"]:
+        schema["properties"]["currency"]["enum"] = sorted(money.FIAT | crypto)
+    return schema
+
+
+def document(crypto: frozenset[str] = frozenset({"eth"})) -> dict[str, Any]:
+    """The document for a configuration whose crypto assets are ``crypto``."""
     paths: dict[str, dict[str, Any]] = {}
     for (method, path), spec in OPERATIONS.items():
         paths.setdefault(path, {})[method] = _operation(method, path, spec)
     schemas = dict(RESPONSE_SCHEMAS)
     for model in REQUEST_MODELS:
-        schemas[model.__name__] = model.model_json_schema(
-            ref_template="#/components/schemas/{model}")
+        schemas[model.__name__] = request_schema(model, crypto)
     return {
         "openapi": "3.1.0",
         "info": {"title": "payhook", "version": __version__,
@@ -353,8 +387,8 @@ def document() -> dict[str, Any]:
     }
 
 
-async def openapi(_request: Request) -> Response:
-    return JSONResponse(document())
+async def openapi(request: Request) -> Response:
+    return JSONResponse(document(state(request).settings.fiat_and_crypto_symbols))
 
 
 routes = [Route("/openapi.json", openapi, methods=["GET"])]

@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from payhook.api import access
+from payhook.api.params import path_id
 from payhook.api.responses import query
 from payhook.api.state import state
 from payhook.db.engine import reading
@@ -16,8 +17,9 @@ from payhook.services import sessions
 
 async def session_status(request: Request) -> Response:
     query(request)
+    session_id = path_id(request, "cs")
     async with reading(state(request).engine) as conn:
-        row = await sessions.get_public(conn, request.path_params["id"])
+        row = await sessions.get_public(conn, session_id)
     return JSONResponse(sessions.to_status(row))
 
 

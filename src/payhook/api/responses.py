@@ -6,7 +6,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from payhook import inputs
 from payhook.api import auth
+from payhook.api.params import query_value
 from payhook.api.state import state
 from payhook.db.engine import reading
 from payhook.errors import InvalidRequest
@@ -16,16 +18,19 @@ PAGE_PARAMS = frozenset({"limit", "starting_after"})
 
 
 def query(request: Request, allowed: Iterable[str] = ()) -> dict[str, str]:
-    """The query string as a dict; unknown or repeated parameters are a 400."""
+    """The query string as a dict; unknown or repeated parameters, and values no database
+    could hold, are a 400."""
     allowed = frozenset(allowed)
     params: dict[str, str] = {}
     for name, value in request.query_params.multi_items():
         if name not in allowed:
-            raise InvalidRequest(f"unknown query parameter: {name}", param=name,
+            shown = inputs.shown(name)
+            raise InvalidRequest(f"unknown query parameter: {shown}",
+                                 param=name if shown == name else None,
                                  code="parameter_unknown")
         if name in params:
             raise InvalidRequest(f"repeated query parameter: {name}", param=name)
-        params[name] = value
+        params[name] = query_value(name, value)
     return params
 
 
@@ -45,8 +50,8 @@ async def merchant_list(request: Request, fetch: Callable[..., Awaitable[Page]],
                         filters: Iterable[str] = ()) -> JSONResponse:
     """A merchant's list: the key's merchant and mode, paging, and the filters as keywords."""
     filters = tuple(filters)
-    page, params = page_request(request, filters=filters)
     async with reading(state(request).engine) as conn:
-        caller = await auth.merchant(request, conn)
+        caller = await auth.merchant(request, conn)  # before the query: a stranger gets a 401
+        page, params = page_request(request, filters=filters)
         found = await fetch(conn, caller, page, **{name: params.get(name) for name in filters})
     return listing(found, render)

@@ -7,6 +7,7 @@ from starlette.routing import Route
 from payhook import net
 from payhook.api import auth
 from payhook.api.body import read_object
+from payhook.api.params import path_id
 from payhook.api.responses import merchant_list, query
 from payhook.api.state import state
 from payhook.crypto import Sealer
@@ -18,9 +19,9 @@ from payhook.services import webhook_endpoints
 
 async def create_endpoint(request: Request) -> Response:
     app = state(request)
-    query(request)
     async with reading(app.engine) as conn:
         caller = await auth.merchant(request, conn)
+    query(request)
     body = parse(WebhookEndpointCreate, await read_object(request), mode=caller.mode)
     if not app.settings.allow_private_urls:
         await refuse_non_public(body.url)  # resolves the host: outside any transaction
@@ -51,10 +52,10 @@ async def list_endpoints(request: Request) -> Response:
 
 async def delete_endpoint(request: Request) -> Response:
     app = state(request)
-    query(request)
     async with app.engine.begin() as conn:
         caller = await auth.merchant(request, conn)
-        row = await webhook_endpoints.delete(conn, caller, request.path_params["id"])
+        query(request)
+        row = await webhook_endpoints.delete(conn, caller, path_id(request, "we"))
     return JSONResponse(webhook_endpoints.to_object(row))
 
 

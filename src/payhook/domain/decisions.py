@@ -64,9 +64,9 @@ def decide(
     event: ProviderEvent, session: SessionView | None, now: datetime,
     crypto: frozenset[str] = frozenset(),
 ) -> Decision:
-    if event.intent is Intent.IGNORE or event.session_id is None:
+    if event.intent is Intent.IGNORE:
         return Decision("ignored")
-    if session is None:
+    if event.session_id is None or session is None:  # None: names a session that cannot exist
         return Decision("unmatched")
     if event.mode is not None and event.mode != session.mode:
         return _recorded("mode_mismatch", expected=session.mode, received=event.mode)

@@ -23,11 +23,14 @@ UNSTATED = "unstated"
 
 @dataclass(frozen=True)
 class ProviderEvent:
+    """Every string here is one both databases can store (the providers drop any other: see
+    ``providers.base.text_field``), so the writers store them as they are."""
+
     provider: str
     event_id: str
     type: str
     intent: Intent
-    session_id: str | None
+    session_id: str | None  # None unless it has the form of a session id (never looked up)
     raw: bytes
     headers: dict[str, str]
     amount: int | None = None

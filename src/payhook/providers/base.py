@@ -7,9 +7,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from payhook import ids, inputs
 from payhook.domain.events import ProviderEvent
 from payhook.errors import InvalidRequest
 from payhook.strictjson import parse_strict
+
+SESSION_PREFIX = "cs"
+TIMESTAMP_DIGITS = 12  # Unix seconds have 10 digits until the year 2286
+TYPE_LENGTH = 100  # webhook_events.type
 
 
 class InvalidWebhook(InvalidRequest):
@@ -36,10 +41,11 @@ def require_secrets(context: VerifyContext) -> tuple[str, ...]:
 
 
 def check_timestamp(raw: str | None, tolerance: int) -> int:
-    """A Unix timestamp within ``tolerance`` seconds of now, in either direction."""
-    if raw is None or not raw.strip().isdigit():
+    """A Unix timestamp within ``tolerance`` seconds of now, in either direction: ASCII digits,
+    a bounded number of them (``"²"``, ``"３"`` and 5000 nines are malformed, not a crash)."""
+    stamp = inputs.unsigned((raw or "").strip(), TIMESTAMP_DIGITS)
+    if stamp is None:
         raise InvalidWebhook("missing or malformed signature timestamp")
-    stamp = int(raw.strip())
     if abs(time.time() - stamp) > tolerance:
         raise InvalidWebhook("signature timestamp outside the tolerance")
     return stamp
@@ -69,13 +75,28 @@ def json_object(raw: bytes) -> dict[str, Any]:
     return document
 
 
-def text_field(document: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
+def text_field(document: Mapping[str, Any], name: str, *, required: bool = False,
+               max_length: int = 255) -> str | None:
+    """A string we can store as it is (no NUL, at most ``max_length``), else None — or, for a
+    ``required`` one such as the event id that deduplicates, a 400."""
     value = document.get(name)
-    if isinstance(value, str) and value and len(value) <= 255:
+    if isinstance(value, str) and value and len(value) <= max_length and inputs.storable(value):
         return value
     if required:
         raise InvalidWebhook(f"the event has no valid {name!r}", param=name)
     return None
+
+
+def session_field(document: Mapping[str, Any], name: str) -> tuple[str | None, bool]:
+    """The session an event names, and whether it names one at all.
+
+    A reference without the form of a session id (a NUL, 10 kB, another prefix) names a
+    session that cannot exist: the event is unmatched, stored with no session id, and the
+    reference is never looked up."""
+    value = document.get(name)
+    if not isinstance(value, str) or not value:
+        return None, False
+    return (value if ids.has_prefix(value, SESSION_PREFIX) else None), True
 
 
 def object_field(document: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -89,4 +110,6 @@ def integer_field(document: Mapping[str, Any], name: str) -> int | None:
 
 
 def pick_headers(headers: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
-    return {name: headers[name] for name in names if name in headers}
+    """The headers worth keeping with the event, those a jsonb document can hold."""
+    return {name: headers[name] for name in names
+            if name in headers and inputs.storable(headers[name])}

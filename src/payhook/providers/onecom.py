@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from payhook.domain.events import Intent, ProviderEvent
 from payhook.providers.base import (
+    TYPE_LENGTH,
     InvalidWebhook,
     VerifyContext,
     any_signature_matches,
@@ -16,6 +17,7 @@ from payhook.providers.base import (
     object_field,
     pick_headers,
     require_secrets,
+    session_field,
     text_field,
 )
 
@@ -43,12 +45,12 @@ def verify(raw: bytes, headers: Mapping[str, str], context: VerifyContext) -> Pr
     body = json_object(raw)
     event_id = text_field(body, "id", required=True)
     assert event_id is not None
-    kind = text_field(body, "event") or ""
+    kind = text_field(body, "event", max_length=TYPE_LENGTH) or ""
     payload = object_field(body, "payload")
-    session_id = text_field(body, "reference")
+    session_id, named = session_field(body, "reference")
     return ProviderEvent(
         provider=NAME, event_id=event_id, type=kind,
-        intent=INTENTS.get(kind, Intent.IGNORE) if session_id else Intent.IGNORE,
+        intent=INTENTS.get(kind, Intent.IGNORE) if named else Intent.IGNORE,
         session_id=session_id, raw=raw,
         headers=pick_headers(headers, (TIMESTAMP, SIGNATURE, "content-type")),
         amount=integer_field(body, "amount"), currency=text_field(body, "currency"),

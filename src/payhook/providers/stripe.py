@@ -6,6 +6,7 @@ from typing import Any
 
 from payhook.domain.events import UNSTATED, Intent, ProviderEvent
 from payhook.providers.base import (
+    TYPE_LENGTH,
     InvalidWebhook,
     VerifyContext,
     any_signature_matches,
@@ -16,6 +17,7 @@ from payhook.providers.base import (
     object_field,
     pick_headers,
     require_secrets,
+    session_field,
     text_field,
 )
 
@@ -58,11 +60,11 @@ def verify(raw: bytes, headers: Mapping[str, str], context: VerifyContext) -> Pr
 def normalise(event: dict[str, Any], raw: bytes, headers: dict[str, str]) -> ProviderEvent:
     event_id = text_field(event, "id", required=True)
     assert event_id is not None
-    kind = text_field(event, "type") or ""
+    kind = text_field(event, "type", max_length=TYPE_LENGTH) or ""
     obj = object_field(object_field(event, "data"), "object")
     metadata = object_field(obj, "metadata")
     intent, amount_field = INTENTS.get(kind, (Intent.IGNORE, None))
-    session_id = text_field(metadata, "session_id")
+    session_id, named = session_field(metadata, "session_id")
     livemode = event.get("livemode")
     # A charge is known by its PaymentIntent; one made without (``"payment_intent": null``,
     # as the Charges API makes them) by its own id.
@@ -70,7 +72,7 @@ def normalise(event: dict[str, Any], raw: bytes, headers: dict[str, str]) -> Pro
     reference = paid_by or text_field(obj, "id")
     return ProviderEvent(
         provider=NAME, event_id=event_id, type=kind,
-        intent=intent if session_id is not None else Intent.IGNORE,
+        intent=intent if named else Intent.IGNORE,
         session_id=session_id, raw=raw, headers=headers,
         amount=integer_field(obj, amount_field) if amount_field else None,
         currency=text_field(obj, "currency"),

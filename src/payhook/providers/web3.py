@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 
 from standardwebhooks.webhooks import Webhook
 
+from payhook import inputs
 from payhook.domain.events import Intent, ProviderEvent
 from payhook.providers.base import (
+    TYPE_LENGTH,
     InvalidWebhook,
     VerifyContext,
     any_signature_matches,
@@ -18,6 +20,7 @@ from payhook.providers.base import (
     json_object,
     pick_headers,
     require_secrets,
+    session_field,
     text_field,
 )
 
@@ -37,7 +40,7 @@ def _expected(secret: str, message_id: str, stamp: int, body: str) -> str:
 def verify(raw: bytes, headers: Mapping[str, str], context: VerifyContext) -> ProviderEvent:
     secrets = require_secrets(context)
     message_id = headers.get(ID)
-    if not message_id or len(message_id) > 255:
+    if not message_id or len(message_id) > 255 or not inputs.storable(message_id):
         raise InvalidWebhook("missing or malformed webhook-id")
     stamp = check_timestamp(headers.get(TIMESTAMP), context.tolerance)
     try:
@@ -50,10 +53,10 @@ def verify(raw: bytes, headers: Mapping[str, str], context: VerifyContext) -> Pr
     if not given or not any_signature_matches(expected, given):
         raise InvalidWebhook("no valid webhook-signature")
     body = json_object(raw)
-    kind = text_field(body, "event") or ""
-    session_id = text_field(body, "session_id")
+    kind = text_field(body, "event", max_length=TYPE_LENGTH) or ""
+    session_id, named = session_field(body, "session_id")
     tx_hash = body.get("blockchain_tx_id")
-    handled = kind in EVENTS and session_id is not None
+    handled = kind in EVENTS and named
     if handled and (not isinstance(tx_hash, str) or not TX_HASH.fullmatch(tx_hash)):
         raise InvalidWebhook("blockchain_tx_id must be 0x and 64 hex digits",
                              param="blockchain_tx_id")
@@ -62,7 +65,7 @@ def verify(raw: bytes, headers: Mapping[str, str], context: VerifyContext) -> Pr
         intent=Intent.CHECK if handled else Intent.IGNORE, session_id=session_id, raw=raw,
         headers=pick_headers(headers, (ID, TIMESTAMP, SIGNATURE, "content-type")),
         reference=tx_hash.lower() if handled and isinstance(tx_hash, str) else None,
-        details={"network": body.get("network")} if "network" in body else {},
+        details={"network": text_field(body, "network")} if "network" in body else {},
     )
 
 

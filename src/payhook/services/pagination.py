@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from payhook import ids, inputs
 from payhook.db.types import UTCDateTime
 from payhook.errors import InvalidRequest
 
@@ -24,11 +25,16 @@ class PageRequest:
         raw = query.get("limit")
         limit = DEFAULT_LIMIT
         if raw is not None:
-            if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+            # ASCII digits only: "²" and "３" pass str.isdigit, and int() of thousands raises.
+            number = inputs.unsigned(raw, len(str(MAX_LIMIT)))
+            if number is None or not 1 <= number <= MAX_LIMIT:
                 raise InvalidRequest(f"limit must be an integer from 1 to {MAX_LIMIT}",
                                      param="limit")
-            limit = int(raw)
-        return cls(limit=limit, starting_after=query.get("starting_after") or None)
+            limit = number
+        cursor = query.get("starting_after") or None
+        if cursor is not None and not ids.is_id(cursor):  # never a lookup for what cannot be
+            raise InvalidRequest("starting_after is not one of your ids", param="starting_after")
+        return cls(limit=limit, starting_after=cursor)
 
 
 @dataclass(frozen=True)
