@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from payhook.db.outages import is_storage_outage
 from payhook.errors import (
     MethodNotAllowed,
     NotFound,
@@ -49,19 +50,6 @@ async def on_http_exception(_request: Request, error: Exception) -> Response:
     return error_response(kind(message), headers=dict(error.headers or {}))
 
 
-_ASYNCPG_OUTAGES = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                    asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
-                    asyncpg.AdminShutdownError)
-
-
-def is_storage_outage(error: BaseException) -> bool:
-    """Whether the database could not be reached or used, as opposed to a bug of ours."""
-    if isinstance(error, sa.DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, (sa.OperationalError, sa.InterfaceError, sa.TimeoutError, OSError,
-                              *_ASYNCPG_OUTAGES))
-
-
 async def on_storage_error(_request: Request, error: Exception) -> Response:
     if not is_storage_outage(error):
         raise error
@@ -82,5 +70,6 @@ HANDLERS: dict[Any, Any] = {
     OSError: on_storage_error,
     asyncpg.PostgresError: on_storage_error,
     asyncpg.InterfaceError: on_storage_error,
+    asyncpg.InternalClientError: on_storage_error,
     Exception: on_unexpected,
 }
