@@ -1,7 +1,9 @@
 """The one place where errors become HTTP answers in the contract's shape.
 
 ``{"error": {"type", "code", "message", "param"}}``. Storage failures are 503 (retry); anything
-unexpected is a 500 with no detail (logged with its traceback, never sent).
+unexpected is a 500 with no detail (logged with its traceback, never sent). Route handlers map
+what they can (inside route middleware, so its headers apply); :class:`AnswerEveryError` answers
+whatever escapes them, so that no error ever reaches the server.
 """
 
 import logging
@@ -12,6 +14,7 @@ from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from payhook.db.outages import is_storage_outage
 from payhook.errors import (
@@ -50,17 +53,53 @@ async def on_http_exception(_request: Request, error: Exception) -> Response:
     return error_response(kind(message), headers=dict(error.headers or {}))
 
 
-async def on_storage_error(_request: Request, error: Exception) -> Response:
-    if not is_storage_outage(error):
-        raise error
+def storage_unavailable(error: BaseException) -> Response:
     log.warning("storage unavailable: %s", type(error).__name__)
     return error_response(StorageUnavailable("storage is unavailable; retry later"),
                           headers={"Retry-After": "1"})
 
 
+async def on_storage_error(_request: Request, error: Exception) -> Response:
+    if not is_storage_outage(error):
+        raise error
+    return storage_unavailable(error)
+
+
 async def on_unexpected(_request: Request, error: Exception) -> Response:
     log.error("unhandled error", exc_info=error)
     return error_response(PayhookError("internal error"))
+
+
+class AnswerEveryError:
+    """ASGI middleware: an error that escaped the route handlers is answered here (503 for a
+    storage outage, else 500) and not raised further. Starlette's outermost middleware would
+    answer it too but then re-raise it, and uvicorn closes the connection of an app that
+    raised: the client's next request on that keep-alive connection got no answer at all. An
+    error after the answer started is still raised: that connection cannot carry on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception as error:
+            if started:
+                raise
+            request = Request(scope)
+            answer = (storage_unavailable(error) if is_storage_outage(error)
+                      else await on_unexpected(request, error))
+            await answer(scope, receive, send)
 
 
 HANDLERS: dict[Any, Any] = {
@@ -71,5 +110,5 @@ HANDLERS: dict[Any, Any] = {
     asyncpg.PostgresError: on_storage_error,
     asyncpg.InterfaceError: on_storage_error,
     asyncpg.InternalClientError: on_storage_error,
-    Exception: on_unexpected,
+    Exception: on_unexpected,  # what escapes AnswerEveryError: an error after the answer began
 }
