@@ -18,7 +18,14 @@ import pytest
 
 from tests import signing
 from tests.conftest import _dsn
-from tests.e2e.processes import admin_headers, fetch_value, service_env, web, worker
+from tests.e2e.processes import (
+    count,
+    eventually,
+    merchant_with_endpoint,
+    service_env,
+    web,
+    worker,
+)
 from tests.merchant_server import running
 
 WEBHOOKS = 80
@@ -87,19 +94,6 @@ async def terminate_backends(pg_url: str, stop: asyncio.Event) -> int:
     return killed
 
 
-async def count(url: str, sql: str) -> int:
-    return int(await fetch_value(url, sql))
-
-
-async def eventually(check, seconds: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while asyncio.get_running_loop().time() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_terminated_backends_give_200_or_503_and_apply_once(pg_url, redis_server,
@@ -122,12 +116,7 @@ async def test_terminated_backends_give_200_or_503_and_apply_once(pg_url, redis_
 
 
 async def _faults_then_check(client: httpx.AsyncClient, pg_url: str, endpoint) -> None:
-    created = await client.post("/admin/merchants", json={"name": "faults"},
-                                headers=admin_headers())
-    merchant = {"Authorization": f"Bearer {created.json()['api_key']['secret']}"}
-    hook = await client.post("/v1/webhook_endpoints", json={"url": endpoint.url},
-                             headers=merchant)
-    endpoint.secret = hook.json()["secret"]
+    merchant = await merchant_with_endpoint(client, endpoint)
     sessions = [(await client.post("/v1/checkout/sessions", headers=merchant,
                                    json={"amount": 1999, "currency": "usd"})).json()["id"]
                 for _ in range(WEBHOOKS + 1)]
