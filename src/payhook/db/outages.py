@@ -14,7 +14,7 @@ from sqlalchemy import exc as sa
 # matches the server's. That last one is seen under pg_terminate_backend: a pooled connection
 # that has read the server's FATAL but not yet its EOF answers the next query with
 # ``InternalClientError: cannot switch to state 12; another operation (2) is in progress``.
-CONNECTION_LOST: tuple[type[BaseException], ...] = (
+_CONNECTION_LOST: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
     asyncpg.DatabaseDroppedError, asyncpg.IdleSessionTimeoutError,
     asyncpg.IdleInTransactionSessionTimeoutError, asyncpg.InternalClientError, OSError,
@@ -44,7 +44,7 @@ def _chain(error: BaseException) -> list[BaseException]:
 def is_connection_lost(error: BaseException) -> bool:
     """Whether the connection that raised ``error`` can no longer be used."""
     chain = _chain(error)
-    return isinstance(chain[-1], CONNECTION_LOST) or any(
+    return isinstance(chain[-1], _CONNECTION_LOST) or any(
         isinstance(cause, sa.DBAPIError) and cause.connection_invalidated for cause in chain)
 
 
