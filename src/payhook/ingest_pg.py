@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from payhook import clock
+from payhook.db.outages import is_connection_lost
 from payhook.domain.decisions import Decision, decide
 from payhook.domain.events import ProviderEvent
 from payhook.domain.sessions import sources
@@ -103,19 +104,30 @@ class PostgresWriter:
 
     async def record(self, event: ProviderEvent) -> str:
         async with self.pool.acquire() as conn:
-            for _ in range(MAX_DECISIONS):
-                now = clock.now()
-                row = None
-                if event.session_id is not None:
-                    row = await conn.fetchrow(READ_SESSION, event.session_id)
-                decision = decide(event, session_view(row), now, self.crypto)
-                stored, moved, known = await self._write(conn, event, decision, now)
-                if stored:
-                    return decision.outcome
-                if moved:  # impossible by construction (see the module docstring); say so loudly
-                    raise RuntimeError(f"{event.session_id} moved without its event row")
-                if known or decision.target is None:
-                    return "duplicate"
+            try:
+                return await self._record(conn, event)
+            except Exception as error:
+                # A connection that failed mid-operation is not pooled again: its protocol
+                # state may be out of step with the server's (terminate it; the pool connects
+                # afresh). The error itself becomes a 503 (payhook.db.outages).
+                if is_connection_lost(error):
+                    conn.terminate()
+                raise
+
+    async def _record(self, conn: asyncpg.Connection, event: ProviderEvent) -> str:
+        for _ in range(MAX_DECISIONS):
+            now = clock.now()
+            row = None
+            if event.session_id is not None:
+                row = await conn.fetchrow(READ_SESSION, event.session_id)
+            decision = decide(event, session_view(row), now, self.crypto)
+            stored, moved, known = await self._write(conn, event, decision, now)
+            if stored:
+                return decision.outcome
+            if moved:  # impossible by construction (see the module docstring); say so loudly
+                raise RuntimeError(f"{event.session_id} moved without its event row")
+            if known or decision.target is None:
+                return "duplicate"
         raise IngestRaceError(f"session {event.session_id} kept changing")
 
     async def _write(self, conn: asyncpg.Connection, event: ProviderEvent, decision: Decision,

@@ -1,6 +1,7 @@
 """Real processes for end-to-end tests: payhook's web and worker processes, and a Redis server
 of the test's own (so it can be stopped and started again)."""
 
+import asyncio
 import os
 import shutil
 import signal
@@ -157,6 +158,32 @@ def new_merchant(base_url: str) -> dict[str, str]:
                         headers=admin_headers(), timeout=10)
     answer.raise_for_status()
     return {"Authorization": f"Bearer {answer.json()['api_key']['secret']}"}
+
+
+async def merchant_with_endpoint(client: httpx.AsyncClient, endpoint) -> dict[str, str]:
+    """A new merchant's auth headers, its webhook endpoint the test's merchant server."""
+    created = await client.post("/admin/merchants", json={"name": "e2e"},
+                                headers=admin_headers())
+    merchant = {"Authorization": f"Bearer {created.json()['api_key']['secret']}"}
+    hook = await client.post("/v1/webhook_endpoints", json={"url": endpoint.url},
+                             headers=merchant)
+    assert hook.status_code == 201, hook.text
+    endpoint.secret = hook.json()["secret"]
+    return merchant
+
+
+async def count(database_url: str, sql: str) -> int:
+    return int(await fetch_value(database_url, sql))
+
+
+async def eventually(check, seconds: float, what: str, interval: float = 0.2) -> None:
+    """``wait_for`` for an async check, in a test's event loop."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 async def fetch_value(database_url: str, sql: str):

@@ -257,9 +257,10 @@ async def test_a_provider_without_secret_refuses_everything(app, client, merchan
     assert (await counts(app))["webhook_events"] == 0
 
 
-async def test_a_failing_transaction_leaves_no_event_row(client, app, merchant, monkeypatch):
+async def test_a_failing_transaction_leaves_no_event_row(client, app, merchant, monkeypatch,
+                                                         caplog):
     """The database refuses the last write (an outcome its CHECK constraint forbids): the event
-    row, the transition and the outbox rows all roll back with it."""
+    row, the transition and the outbox rows all roll back with it, and the bug is a 500."""
     import dataclasses
 
     from payhook import ingest, ingest_pg
@@ -273,8 +274,10 @@ async def test_a_failing_transaction_leaves_no_event_row(client, app, merchant, 
     monkeypatch.setattr(ingest, "decide", refused)
     monkeypatch.setattr(ingest_pg, "decide", refused)
     raw, headers = signing.signed("stripe", signing.stripe_event(session_id))
-    with pytest.raises(Exception, match="(?i)check"):
-        await client.post("/webhooks/stripe", content=raw, headers=headers)
+    refusal = await client.post("/webhooks/stripe", content=raw, headers=headers)
+    assert refusal.status_code == 500 and refusal.json()["error"]["message"] == "internal error"
+    assert any("check" in str(record.exc_info[1]).lower()
+               for record in caplog.records if record.exc_info)
     assert await counts(app) == {"webhook_events": 0, "outbox_entries": 0, "anomalies": 0}
     assert (await session_row(app, session_id)).status == "created"
     monkeypatch.undo()

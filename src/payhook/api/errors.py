@@ -1,7 +1,9 @@
 """The one place where errors become HTTP answers in the contract's shape.
 
 ``{"error": {"type", "code", "message", "param"}}``. Storage failures are 503 (retry); anything
-unexpected is a 500 with no detail (logged with its traceback, never sent).
+unexpected is a 500 with no detail (logged with its traceback, never sent). Route handlers map
+what they can (inside route middleware, so its headers apply); :class:`AnswerEveryError` answers
+whatever escapes them, so that no error ever reaches the server.
 """
 
 import logging
@@ -12,7 +14,9 @@ from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from payhook.db.outages import is_storage_outage
 from payhook.errors import (
     MethodNotAllowed,
     NotFound,
@@ -49,30 +53,53 @@ async def on_http_exception(_request: Request, error: Exception) -> Response:
     return error_response(kind(message), headers=dict(error.headers or {}))
 
 
-_ASYNCPG_OUTAGES = (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                    asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError,
-                    asyncpg.AdminShutdownError)
-
-
-def is_storage_outage(error: BaseException) -> bool:
-    """Whether the database could not be reached or used, as opposed to a bug of ours."""
-    if isinstance(error, sa.DBAPIError) and error.connection_invalidated:
-        return True
-    return isinstance(error, (sa.OperationalError, sa.InterfaceError, sa.TimeoutError, OSError,
-                              *_ASYNCPG_OUTAGES))
-
-
-async def on_storage_error(_request: Request, error: Exception) -> Response:
-    if not is_storage_outage(error):
-        raise error
+def storage_unavailable(error: BaseException) -> Response:
     log.warning("storage unavailable: %s", type(error).__name__)
     return error_response(StorageUnavailable("storage is unavailable; retry later"),
                           headers={"Retry-After": "1"})
 
 
+async def on_storage_error(_request: Request, error: Exception) -> Response:
+    if not is_storage_outage(error):
+        raise error
+    return storage_unavailable(error)
+
+
 async def on_unexpected(_request: Request, error: Exception) -> Response:
     log.error("unhandled error", exc_info=error)
     return error_response(PayhookError("internal error"))
+
+
+class AnswerEveryError:
+    """ASGI middleware: an error that escaped the route handlers is answered here (503 for a
+    storage outage, else 500) and not raised further. Starlette's outermost middleware would
+    answer it too but then re-raise it, and uvicorn closes the connection of an app that
+    raised: the client's next request on that keep-alive connection got no answer at all. An
+    error after the answer started is still raised: that connection cannot carry on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception as error:
+            if started:
+                raise
+            request = Request(scope)
+            answer = (storage_unavailable(error) if is_storage_outage(error)
+                      else await on_unexpected(request, error))
+            await answer(scope, receive, send)
 
 
 HANDLERS: dict[Any, Any] = {
@@ -82,5 +109,6 @@ HANDLERS: dict[Any, Any] = {
     OSError: on_storage_error,
     asyncpg.PostgresError: on_storage_error,
     asyncpg.InterfaceError: on_storage_error,
-    Exception: on_unexpected,
+    asyncpg.InternalClientError: on_storage_error,
+    Exception: on_unexpected,  # what escapes AnswerEveryError: an error after the answer began
 }

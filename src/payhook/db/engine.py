@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIN_SQLITE = (3, 35, 0)  # UPDATE … RETURNING
@@ -24,9 +25,19 @@ class StorageError(Exception):
 def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
-    return create_async_engine(
+    engine = create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=10, pool_pre_ping=False
     )
+    event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
+    return engine
+
+
+def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection that asyncpg saw closed while idle (its backend terminated, the server
+    restarted) is replaced at checkout, so that no request pays for it with a 503: what
+    ``pool_pre_ping`` does for this case, without its round trip on every checkout."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:
