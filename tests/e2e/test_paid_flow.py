@@ -3,7 +3,6 @@ Redis of the test's own, a loopback merchant endpoint verifying deliveries with 
 `standardwebhooks` package, and an aiosmtpd inbox."""
 
 import asyncio
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -12,7 +11,9 @@ import pytest
 from tests import signing
 from tests.e2e.processes import (
     admin_headers,
-    fetch_value,
+    count,
+    eventually,
+    merchant_with_endpoint,
     service_env,
     web,
     worker,
@@ -21,21 +22,6 @@ from tests.merchant_server import running
 from tests.smtp_inbox import running_inbox
 
 SESSIONS = 12
-
-
-async def count(url: str, sql: str) -> int:
-    return int(await fetch_value(url, sql))
-
-
-async def eventually(check, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
-
-
 
 
 @pytest.mark.slow
@@ -59,13 +45,7 @@ async def test_paid_sessions_get_each_effect_exactly_once(pg_url, redis_server, 
 
 async def _pay_and_check(base: str, pg_url: str, endpoint, inbox) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-        created = await client.post("/admin/merchants", json={"name": "e2e"},
-                                    headers=admin_headers())
-        merchant = {"Authorization": f"Bearer {created.json()['api_key']['secret']}"}
-        hook = await client.post("/v1/webhook_endpoints", json={"url": endpoint.url},
-                                 headers=merchant)
-        assert hook.status_code == 201, hook.text
-        endpoint.secret = hook.json()["secret"]
+        merchant = await merchant_with_endpoint(client, endpoint)
         # The merchant's test key is revoked: each paid session's mode then has no active key,
         # so exactly one key is provisioned for the merchant, however many sessions are paid.
         key_id = (await client.get("/v1/api_keys", headers=merchant)).json()["data"][0]["id"]
@@ -160,12 +140,7 @@ async def test_a_failing_endpoint_backs_off_dies_and_is_replayed(pg_url, redis_s
         drain = await asyncio.to_thread(worker(env, tmp_path / "worker.log").start)
         try:
             async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-                created = await client.post("/admin/merchants", json={"name": "e2e"},
-                                            headers=admin_headers())
-                merchant = {"Authorization": f"Bearer {created.json()['api_key']['secret']}"}
-                hook = await client.post("/v1/webhook_endpoints", json={"url": endpoint.url},
-                                         headers=merchant)
-                endpoint.secret = hook.json()["secret"]
+                merchant = await merchant_with_endpoint(client, endpoint)
                 endpoint.answer = 500
                 session = (await client.post("/v1/checkout/sessions", headers=merchant, json={
                     "amount": 700, "currency": "usd"})).json()
