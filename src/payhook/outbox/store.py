@@ -40,12 +40,13 @@ class Entry:
                    locked_by=row.locked_by)
 
 
-def new_entry(kind: str, payload: dict[str, Any], now: datetime,
-              max_attempts: int) -> dict[str, Any]:
-    """The values of a fresh pending row, due now."""
-    return {"id": new_id("ob"), "kind": kind, "payload": payload, "status": "pending",
-            "attempts": 0, "max_attempts": max_attempts, "next_attempt_at": now, "errors": [],
-            "created_at": now, "updated_at": now}
+def new_entry(kind: str, payload: dict[str, Any], now: datetime, max_attempts: int,
+              dedup_key: str | None = None) -> dict[str, Any]:
+    """The values of a fresh pending row, due now; of the rows sharing a ``dedup_key``, at
+    most one is unfinished (insert them ignoring conflicts)."""
+    return {"id": new_id("ob"), "kind": kind, "payload": payload, "dedup_key": dedup_key,
+            "status": "pending", "attempts": 0, "max_attempts": max_attempts,
+            "next_attempt_at": now, "errors": [], "created_at": now, "updated_at": now}
 
 
 def _due(now: datetime) -> Any:
