@@ -9,7 +9,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from eth_account import Account
@@ -30,7 +30,12 @@ from payhook.db.tables import outbox_entries as outbox
 from payhook.domain.events import Intent, ProviderEvent
 from payhook.effects import HANDLERS, ORDER
 from payhook.effects.context import EffectContext
-from payhook.effects.onchain import RECHECK_SECONDS, check_node
+from payhook.effects.onchain import (
+    NOT_FOUND_GIVE_UP,
+    NOT_FOUND_MAX_WAIT,
+    RECHECK_SECONDS,
+    check_node,
+)
 from payhook.ingest import PortableWriter
 from payhook.ingest_pg import PostgresWriter
 from payhook.outbox.drain import Drainer
@@ -188,7 +193,8 @@ async def test_too_few_confirmations_are_rechecked_then_paid(client, app, settin
     await drain(app, settings)
 
     [entry] = await checks(app)
-    assert (entry.status, entry.attempts, entry.last_error) == ("pending", 0, None)
+    assert (entry.status, entry.attempts, entry.last_error) == (
+        "pending", 0, f"{CONFIRMATIONS - 1} of {CONFIRMATIONS} confirmations")
     assert entry.next_attempt_at - clock.now() <= timedelta(seconds=RECHECK_SECONDS)
     assert (await session_row(app, session_id)).status == "pending"
     await recheck(app, settings)
@@ -401,6 +407,16 @@ async def test_runners_can_check_the_node_at_start_up(world, tmp_path, caplog):
     assert "the web3 node does not answer" in caplog.text
 
 
+class SimulatedClock:
+    """payhook's clock, moved by the test (real time while ``at`` is None): an hour of
+    re-checks passes at once."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self.at: datetime | None = None
+        real = clock.now
+        monkeypatch.setattr(clock, "now", lambda: self.at or real())
+
+
 async def stored_events(app) -> int:
     async with app.state.payhook.engine.connect() as conn:
         return int(await conn.scalar(select(func.count()).select_from(webhook_events)))
@@ -448,6 +464,36 @@ async def test_each_writer_queues_one_check_for_concurrent_notices_on_postgresql
     assert sorted(outcomes) == ["applied"] + ["recorded"] * 19
     assert [(status, payload["tx_hash"]) for status, payload in queued] == [
         ("pending", NEVER_MINED)]
+
+
+async def test_a_transaction_never_found_is_looked_for_less_and_less_then_given_up(
+        client, app, settings, merchant, monkeypatch):
+    session_id = await new_session(client, merchant)
+    await notify(client, session_id, NEVER_MINED)
+    [entry] = await checks(app)
+    simulated = SimulatedClock(monkeypatch)
+    looks: list[timedelta] = []  # when each check ran, counted from the first notice
+    waits: list[float] = []  # how long each check then waited for the next
+    while entry.status == "pending" and len(looks) < 100:
+        simulated.at = entry.next_attempt_at  # the worker runs the check when it is due
+        looks.append(simulated.at - entry.created_at)
+        await drain(app, settings)
+        [entry] = await checks(app)
+        if entry.status == "pending":
+            waits.append((entry.next_attempt_at - simulated.at).total_seconds())
+            # what an operator sees meanwhile: why it waits, and no attempt used up
+            assert entry.attempts == 0 and entry.last_error.startswith(
+                "transaction not found on chain; looked for since")
+
+    assert waits[:8] == [RECHECK_SECONDS, 5, 10, 20, 40, 80, 160, 300]
+    assert max(waits) == NOT_FOUND_MAX_WAIT.total_seconds()
+    assert looks[-1] == NOT_FOUND_GIVE_UP and len(looks) == 19  # not 720 an hour, for 7 days
+    details = await assert_unpaid_with(app, session_id, NEVER_MINED, "not_found")
+    assert details["looked_for_seconds"] == NOT_FOUND_GIVE_UP.total_seconds()
+
+    simulated.at = None  # a notice after the check is over starts a new one
+    await notify(client, session_id, NEVER_MINED)
+    assert sorted(entry.status for entry in await checks(app)) == ["done", "pending"]
 
 
 async def test_a_dead_check_holds_its_place_until_it_is_replayed(client, app, merchant):
