@@ -40,8 +40,17 @@ from payhook.ingest import PortableWriter
 from payhook.ingest_pg import PostgresWriter
 from payhook.outbox.drain import Drainer
 from payhook.outbox.retry import RetryPolicy
+from payhook.outbox.runner import Pump
 from tests import signing
-from tests.anvil import CHAIN_ID, Anvil, Node, free_port, new_account, transfer_call
+from tests.anvil import (
+    CHAIN_ID,
+    Anvil,
+    CountingProxy,
+    Node,
+    free_port,
+    new_account,
+    transfer_call,
+)
 from tests.conftest import make_settings
 from tests.paying import ADMIN, drain, session_row
 
@@ -507,3 +516,28 @@ async def test_a_dead_check_holds_its_place_until_it_is_replayed(client, app, me
     assert answer.status_code == 200, answer.text
     assert [entry.status for entry in await checks(app)] == ["pending"]
 
+
+async def test_twenty_notices_cost_the_node_a_few_calls(client, app, settings, merchant, world):
+    """The worker as it runs, in real time, behind a proxy that counts the node's requests."""
+    window = 6.0
+    proxy = await CountingProxy(world.node.url).start()
+    session_id = await new_session(client, merchant)
+    await asyncio.gather(*(notify(client, session_id, NEVER_MINED) for _ in range(20)))
+    engine = app.state.payhook.engine
+    context = EffectContext.build(settings.model_copy(update={"web3_rpc_url": proxy.url}),
+                                  engine)
+    pump = Pump(Drainer(engine, HANDLERS, context, RetryPolicy(settings.outbox_backoff_seconds),
+                        order=ORDER), settings.outbox_max_attempts)
+    try:
+        pump.start()
+        pump.nudge()
+        await asyncio.sleep(window)
+    finally:
+        await pump.stop()
+        await context.close()
+        await proxy.stop()
+    # One check, at once and again 5 s later — two calls each (chain id, receipt) — where
+    # every notice's own check every 5 s made 80.
+    assert set(proxy.calls) == {"eth_chainId", "eth_getTransactionReceipt"}
+    assert 1 <= proxy.calls["eth_getTransactionReceipt"] <= 2
+    assert sum(proxy.calls.values()) <= 4
