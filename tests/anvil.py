@@ -11,12 +11,14 @@ import json
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import eth_abi
 import httpx
+from aiohttp import web
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
@@ -149,3 +151,43 @@ class Anvil:
             self.process.wait()
         if self.process.stderr is not None:
             self.process.stderr.close()
+
+
+@dataclass
+class CountingProxy:
+    """A loopback HTTP server in front of the node that forwards every JSON-RPC request and
+    counts them by method: how hard the worker leans on the node provider."""
+
+    upstream: str
+    calls: Counter[str] = field(default_factory=Counter)
+    url: str = ""
+    _runner: web.AppRunner | None = None
+    _http: httpx.AsyncClient | None = None
+
+    async def start(self) -> "CountingProxy":
+        self._http = httpx.AsyncClient(timeout=10, trust_env=False)
+        app = web.Application()
+        app.router.add_post("/", self._forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        assert self._http is not None
+        raw = await request.read()
+        body = json.loads(raw)
+        for call in body if isinstance(body, list) else [body]:
+            self.calls[call["method"]] += 1
+        answer = await self._http.post(self.upstream, content=raw,
+                                       headers={"Content-Type": "application/json"})
+        return web.Response(body=answer.content, status=answer.status_code,
+                            content_type="application/json")

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from payhook import clock
 from payhook.db.statements import insert_ignoring_conflicts
 from payhook.db.tables import anomalies, checkout_sessions, outbox_entries, webhook_events
-from payhook.domain.decisions import Decision, SessionView, decide
+from payhook.domain.decisions import Decision, SessionView, decide, dedup_key
 from payhook.domain.events import ProviderEvent
 from payhook.domain.sessions import Status, sources
 from payhook.errors import StorageUnavailable
@@ -46,11 +46,10 @@ class Rows:
 
 def rows_for(event: ProviderEvent, event_row_id: str, decision: Decision, now: datetime,
              max_attempts: int) -> Rows:
-    outbox = [
-        new_entry(kind, {"session_id": event.session_id, "event": event_row_id, **extra}, now,
-                  max_attempts)
-        for kind, extra in decision.outbox
-    ]
+    payloads = [(kind, {"session_id": event.session_id, "event": event_row_id, **extra})
+                for kind, extra in decision.outbox]
+    outbox = [new_entry(kind, payload, now, max_attempts, dedup_key(kind, payload))
+              for kind, payload in payloads]
     notes = [
         {"id": new_id("an"), "kind": note.kind, "session_id": event.session_id,
          "event_id": event_row_id, "provider": event.provider,
@@ -108,8 +107,8 @@ class PortableWriter:
                 return "duplicate"
             decision = await self._decide_and_transition(conn, event, now)
             rows = rows_for(event, event_row_id, decision, now, self.max_attempts)
-            if rows.outbox:
-                await conn.execute(outbox_entries.insert(), rows.outbox)
+            if rows.outbox:  # a row whose dedup key is already at work is not written again
+                await conn.execute(insert_ignoring_conflicts(conn, outbox_entries), rows.outbox)
             if rows.anomalies:
                 await conn.execute(anomalies.insert(), rows.anomalies)
             if decision.outcome != "recorded":

@@ -2,8 +2,8 @@
 
 1. read the session; 2. one data-modifying statement that applies the decided transition as a
 compare-and-set, inserts the raw event (``ON CONFLICT DO NOTHING``), and — only if the event row
-was inserted — the outbox rows and anomalies. The statement is its own transaction: all or
-nothing.
+was inserted — the outbox rows (``ON CONFLICT DO NOTHING`` too: a dedup key already at work is
+not queued twice) and anomalies. The statement is its own transaction: all or nothing.
 
 Why it is exactly-once: the event insert is gated on the compare-and-set when a transition is
 expected, and it reads the update's result, so each statement locks the session row *before*
@@ -53,11 +53,14 @@ WITH moved AS (
     ON CONFLICT (provider, event_id) DO NOTHING
     RETURNING id
 ), queued AS (
-    INSERT INTO outbox_entries (id, kind, payload, status, attempts, max_attempts,
+    INSERT INTO outbox_entries (id, kind, payload, dedup_key, status, attempts, max_attempts,
                                 next_attempt_at, errors, created_at, updated_at)
-    SELECT o.id, o.kind, o.payload::jsonb, 'pending', 0, $14, $9, '[]'::jsonb, $9, $9
-    FROM unnest($15::text[], $16::text[], $17::text[]) AS o(id, kind, payload)
+    SELECT o.id, o.kind, o.payload::jsonb, o.dedup_key, 'pending', 0, $14, $9, '[]'::jsonb,
+           $9, $9
+    FROM unnest($15::text[], $16::text[], $17::text[], $21::text[])
+        AS o(id, kind, payload, dedup_key)
     WHERE EXISTS (SELECT 1 FROM stored)
+    ON CONFLICT DO NOTHING  -- the dedup key's partial unique index: that work is under way
 ), flagged AS (
     INSERT INTO anomalies (id, kind, session_id, event_id, provider, details, created_at)
     SELECT a.id, a.kind, $5, $1, $2, a.details::jsonb, $9
@@ -147,5 +150,6 @@ class PostgresWriter:
             [_json(entry["payload"]) for entry in rows.outbox],
             [note["id"] for note in rows.anomalies], [note["kind"] for note in rows.anomalies],
             [_json(note["details"]) for note in rows.anomalies],
+            [entry["dedup_key"] for entry in rows.outbox],
         )
         return bool(result["stored"]), bool(result["moved"]), bool(result["known"])

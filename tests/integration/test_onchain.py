@@ -6,33 +6,59 @@ module; each test starts from the same snapshot (tokens deployed, nothing else).
 """
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from payhook import clock
 from payhook.db.engine import create_engine
-from payhook.db.tables import anomalies, checkout_sessions, invoices, onchain_payments
+from payhook.db.tables import (
+    anomalies,
+    checkout_sessions,
+    invoices,
+    merchants,
+    onchain_payments,
+    webhook_events,
+)
 from payhook.db.tables import outbox_entries as outbox
+from payhook.domain.events import Intent, ProviderEvent
 from payhook.effects import HANDLERS, ORDER
 from payhook.effects.context import EffectContext
-from payhook.effects.onchain import RECHECK_SECONDS, check_node
+from payhook.effects.onchain import (
+    NOT_FOUND_GIVE_UP,
+    NOT_FOUND_MAX_WAIT,
+    RECHECK_SECONDS,
+    check_node,
+)
+from payhook.ingest import PortableWriter
+from payhook.ingest_pg import PostgresWriter
 from payhook.outbox.drain import Drainer
 from payhook.outbox.retry import RetryPolicy
+from payhook.outbox.runner import Pump
 from tests import signing
-from tests.anvil import CHAIN_ID, Anvil, Node, free_port, new_account, transfer_call
+from tests.anvil import (
+    CHAIN_ID,
+    Anvil,
+    CountingProxy,
+    Node,
+    free_port,
+    new_account,
+    transfer_call,
+)
 from tests.conftest import make_settings
-from tests.paying import drain, session_row
+from tests.paying import ADMIN, drain, session_row
 
 CONFIRMATIONS = 3
 WEI = 10**15  # the eth sessions' amount: 0.001 eth
 UNITS = 5_000_000  # the token sessions' amount: 5 usdt (6 decimals)
 CHECK = "onchain.check"
+NEVER_MINED = "0x" + "ab" * 32  # a transaction no node will ever know
 
 
 @dataclass
@@ -163,7 +189,7 @@ async def test_eth_payment_is_paid_with_every_effect(client, app, settings, merc
     async with app.state.payhook.engine.connect() as conn:
         invoice = (await conn.execute(select(invoices))).one()
     assert (invoice.session_id, invoice.provider_reference) == (session_id, tx_hash)
-    assert [entry.status for entry in await checks(app)] == ["done", "done"]
+    assert [entry.status for entry in await checks(app)] == ["done"]  # two hints, one check
     assert await notes(app, session_id) == []
 
 
@@ -176,7 +202,8 @@ async def test_too_few_confirmations_are_rechecked_then_paid(client, app, settin
     await drain(app, settings)
 
     [entry] = await checks(app)
-    assert (entry.status, entry.attempts, entry.last_error) == ("pending", 0, None)
+    assert (entry.status, entry.attempts, entry.last_error) == (
+        "pending", 0, f"{CONFIRMATIONS - 1} of {CONFIRMATIONS} confirmations")
     assert entry.next_attempt_at - clock.now() <= timedelta(seconds=RECHECK_SECONDS)
     assert (await session_row(app, session_id)).status == "pending"
     await recheck(app, settings)
@@ -323,7 +350,7 @@ async def test_a_node_on_another_chain_runs_no_check(client, app, settings, merc
 async def test_a_transaction_never_found_is_noted_when_the_session_expires(
         client, app, settings, merchant, chain):
     session_id = await new_session(client, merchant)
-    tx_hash = "0x" + "ab" * 32
+    tx_hash = NEVER_MINED
     await notify(client, session_id, tx_hash)
     await drain(app, settings)
     await recheck(app, settings)
@@ -387,3 +414,130 @@ async def test_runners_can_check_the_node_at_start_up(world, tmp_path, caplog):
         await engine.dispose()
     assert f"serves chain {CHAIN_ID}, not PAYHOOK_WEB3_CHAIN_ID {CHAIN_ID + 1}" in caplog.text
     assert "the web3 node does not answer" in caplog.text
+
+
+class SimulatedClock:
+    """payhook's clock, moved by the test (real time while ``at`` is None): an hour of
+    re-checks passes at once."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self.at: datetime | None = None
+        real = clock.now
+        monkeypatch.setattr(clock, "now", lambda: self.at or real())
+
+
+async def stored_events(app) -> int:
+    async with app.state.payhook.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(webhook_events)))
+
+
+async def test_twenty_notices_of_one_transaction_leave_one_check(client, app, merchant):
+    """Concurrent notices (distinct webhook ids, one session, one transaction), through each
+    database's writer (raw asyncpg on PostgreSQL): each is stored, one check is queued."""
+    session_id = await new_session(client, merchant)
+    await asyncio.gather(*(notify(client, session_id, NEVER_MINED) for _ in range(20)))
+    assert await stored_events(app) == 20
+    [entry] = await checks(app)
+    assert (entry.status, entry.payload["tx_hash"]) == ("pending", NEVER_MINED)
+
+    await notify(client, session_id, "0x" + "cd" * 32)  # another transaction: its own check
+    assert len(await checks(app)) == 2
+
+
+@pytest.mark.parametrize("writer_kind", ["portable", "raw asyncpg"])
+async def test_each_writer_queues_one_check_for_concurrent_notices_on_postgresql(
+        pg_url, writer_kind):
+    engine = create_engine(pg_url)
+    crypto = frozenset({"eth"})
+    writer = (PortableWriter(engine, 10, crypto) if writer_kind == "portable"
+              else await PostgresWriter.connect(pg_url, 10, crypto))
+    session_id, now = f"cs_{uuid.uuid4().hex}", clock.now()
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(merchants.insert().values(id="mer_1", name="m", created_at=now))
+            await conn.execute(checkout_sessions.insert().values(
+                id=session_id, merchant_id="mer_1", mode="test", status="created", amount=WEI,
+                currency="eth", metadata={}, created_at=now, updated_at=now,
+                expires_at=now + timedelta(hours=1)))
+        outcomes = await asyncio.gather(*(writer.record(ProviderEvent(
+            provider="web3", event_id=f"msg_{n}", type="payment.detected", intent=Intent.CHECK,
+            session_id=session_id, raw=b"{}", headers={}, reference=NEVER_MINED))
+            for n in range(20)))
+        async with engine.connect() as conn:
+            queued = (await conn.execute(select(outbox.c.status, outbox.c.payload)
+                                         .where(outbox.c.kind == CHECK))).all()
+    finally:
+        if isinstance(writer, PostgresWriter):
+            await writer.close()
+        await engine.dispose()
+    assert sorted(outcomes) == ["applied"] + ["recorded"] * 19
+    assert [(status, payload["tx_hash"]) for status, payload in queued] == [
+        ("pending", NEVER_MINED)]
+
+
+async def test_a_transaction_never_found_is_looked_for_less_and_less_then_given_up(
+        client, app, settings, merchant, monkeypatch):
+    session_id = await new_session(client, merchant)
+    await notify(client, session_id, NEVER_MINED)
+    [entry] = await checks(app)
+    simulated = SimulatedClock(monkeypatch)
+    looks: list[timedelta] = []  # when each check ran, counted from the first notice
+    waits: list[float] = []  # how long each check then waited for the next
+    while entry.status == "pending" and len(looks) < 100:
+        simulated.at = entry.next_attempt_at  # the worker runs the check when it is due
+        looks.append(simulated.at - entry.created_at)
+        await drain(app, settings)
+        [entry] = await checks(app)
+        if entry.status == "pending":
+            waits.append((entry.next_attempt_at - simulated.at).total_seconds())
+            # what an operator sees meanwhile: why it waits, and no attempt used up
+            assert entry.attempts == 0 and entry.last_error.startswith(
+                "transaction not found on chain; looked for since")
+
+    assert waits[:8] == [RECHECK_SECONDS, 5, 10, 20, 40, 80, 160, 300]
+    assert max(waits) == NOT_FOUND_MAX_WAIT.total_seconds()
+    assert looks[-1] == NOT_FOUND_GIVE_UP and len(looks) == 19  # not 720 an hour, for 7 days
+    details = await assert_unpaid_with(app, session_id, NEVER_MINED, "not_found")
+    assert details["looked_for_seconds"] == NOT_FOUND_GIVE_UP.total_seconds()
+
+    simulated.at = None  # a notice after the check is over starts a new one
+    await notify(client, session_id, NEVER_MINED)
+    assert sorted(entry.status for entry in await checks(app)) == ["done", "pending"]
+
+
+async def test_a_dead_check_holds_its_place_until_it_is_replayed(client, app, merchant):
+    session_id = await new_session(client, merchant)
+    await notify(client, session_id, NEVER_MINED)
+    async with app.state.payhook.engine.begin() as conn:
+        await conn.execute(update(outbox).values(status="dead", last_error="node down"))
+    await notify(client, session_id, NEVER_MINED)  # the same check would die the same way
+    [entry] = await checks(app)
+    answer = await client.post(f"/admin/outbox/{entry.id}/replay", headers=ADMIN)
+    assert answer.status_code == 200, answer.text
+    assert [entry.status for entry in await checks(app)] == ["pending"]
+
+
+async def test_twenty_notices_cost_the_node_a_few_calls(client, app, settings, merchant, world):
+    """The worker as it runs, in real time, behind a proxy that counts the node's requests."""
+    window = 6.0
+    proxy = await CountingProxy(world.node.url).start()
+    session_id = await new_session(client, merchant)
+    await asyncio.gather(*(notify(client, session_id, NEVER_MINED) for _ in range(20)))
+    engine = app.state.payhook.engine
+    context = EffectContext.build(settings.model_copy(update={"web3_rpc_url": proxy.url}),
+                                  engine)
+    pump = Pump(Drainer(engine, HANDLERS, context, RetryPolicy(settings.outbox_backoff_seconds),
+                        order=ORDER), settings.outbox_max_attempts)
+    try:
+        pump.start()
+        pump.nudge()
+        await asyncio.sleep(window)
+    finally:
+        await pump.stop()
+        await context.close()
+        await proxy.stop()
+    # One check, at once and again 5 s later — two calls each (chain id, receipt) — where
+    # every notice's own check every 5 s made 80.
+    assert set(proxy.calls) == {"eth_chainId", "eth_getTransactionReceipt"}
+    assert 1 <= proxy.calls["eth_getTransactionReceipt"] <= 2
+    assert sum(proxy.calls.values()) <= 4

@@ -6,6 +6,7 @@ import logging
 
 from sqlalchemy import select
 
+from payhook import clock
 from payhook.crypto import Sealer
 from payhook.domain.decisions import API_KEY
 from payhook.effects.api_keys import provision_keys
@@ -40,7 +41,8 @@ async def test_racing_writes_insert_one_key(client, app, settings, merchant):
     engine = app.state.payhook.engine
     context = EffectContext.build(settings, engine)
     entries = [Entry(id=f"ob_{n}", kind=API_KEY, payload={"session_id": session_id},
-                     attempts=1, max_attempts=1, errors=[], locked_by="test")
+                     attempts=1, max_attempts=1, errors=[], locked_by="test",
+                     created_at=clock.now())
                for n, session_id in enumerate(sessions)]
     writes = [(entry, (await provision_keys(context, [entry])).writes) for entry in entries]
     await context.close()

@@ -196,6 +196,9 @@ async def test_a_web3_hint_moves_to_pending_and_queues_a_check(client, app, merc
     assert (await session_row(app, session_id)).status == "pending"
     again = signing.web3_event(session_id, kind="payment.confirmed", tx_hash="0x" + "1" * 64)
     assert (await send(client, "web3", again))["outcome"] == "recorded"
+    assert await outbox_kinds(app) == ["onchain.check"]  # one check of the transaction at a time
+    other = signing.web3_event(session_id, tx_hash="0x" + "2" * 64)
+    assert (await send(client, "web3", other))["outcome"] == "recorded"
     assert await outbox_kinds(app) == ["onchain.check", "onchain.check"]
     fiat = await new_session(client, merchant)
     assert (await send(client, "web3", signing.web3_event(fiat)))["outcome"] == "recorded"

@@ -33,6 +33,7 @@ SESSION_STATUSES = ("created", "pending", "paid", "failed")
 FAILURE_REASONS = ("canceled", "expired", "provider_failed")
 EVENT_OUTCOMES = ("applied", "recorded", "duplicate", "ignored", "unmatched")
 OUTBOX_STATUSES = ("pending", "running", "done", "dead")
+UNFINISHED_KEYED = "dedup_key IS NOT NULL AND status <> 'done'"
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -182,11 +183,16 @@ class OutboxEntry(Base):
               postgresql_where=text("status = 'running'"), sqlite_where=text("status = 'running'")),
         Index(None, "created_at", "id"),
         Index(None, "status", "kind"),
+        # Rows of one key are one piece of work: at most one not yet done (a dead one waits
+        # for its replay), whichever writer races — twenty notices of a transaction, one check.
+        Index("uq_outbox_entries_dedup_key", "dedup_key", unique=True,
+              postgresql_where=text(UNFINISHED_KEYED), sqlite_where=text(UNFINISHED_KEYED)),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    dedup_key: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(10))
     attempts: Mapped[int]
     max_attempts: Mapped[int]

@@ -5,6 +5,7 @@ disagrees is recorded with an anomaly, never applied. Storage then applies the d
 transition as a compare-and-set; if that loses a race it decides again on a fresh read.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -115,6 +116,14 @@ def _check(event: ProviderEvent, session: SessionView, now: datetime,
     if session.status is Status.CREATED:
         return Decision("applied", Status.PENDING, outbox=check)
     return Decision("recorded", outbox=check)
+
+
+def dedup_key(kind: str, payload: Mapping[str, Any]) -> str | None:
+    """Outbox rows of one key are one piece of work: the database keeps at most one of them
+    unfinished. However many notices name a transaction, one check per (session, tx) runs."""
+    if kind == ONCHAIN_CHECK:
+        return f"{kind}:{payload['session_id']}:{payload['tx_hash']}"
+    return None
 
 
 def _expired(session: SessionView, now: datetime) -> bool:

@@ -1,10 +1,16 @@
 """The on-chain check a Web3 notice asks for (outbox kind ``onchain.check``): the notice is a
 hint, the session is paid from the chain alone (API.md, ``POST /webhooks/web3``).
 
-Before each check the node must serve ``PAYHOOK_WEB3_CHAIN_ID``, or no check runs (a failed
-attempt, retried with backoff). A transaction not yet mined or short of
-``PAYHOOK_WEB3_CONFIRMATIONS`` is checked again within 5 s (:class:`NotReady`, no attempt
-used) until the session expires, then recorded as an anomaly. A confirmed one is judged by
+One check per (session, transaction) is at work at a time, however many notices name it (the
+outbox row's dedup key). Before each check the node must serve ``PAYHOOK_WEB3_CHAIN_ID``, or no
+check runs (a failed attempt, retried with backoff). A mined transaction short of
+``PAYHOOK_WEB3_CONFIRMATIONS`` is checked again within 5 s until the session expires; one the
+node does not know is checked again after as long as it has been looked for (5 s, doubling, at
+most :data:`NOT_FOUND_MAX_WAIT`), and given up :data:`NOT_FOUND_GIVE_UP` after the check began
+— a notice names a transaction that may never exist, and polling a node for it until a session
+expires days later costs the node's quota for nothing. Either wait is :class:`NotReady` (no
+attempt used), its reason shown as the row's ``last_error``; a check that ends unpaid — the
+session over, or the hour up — is an anomaly. A confirmed transaction is judged by
 :func:`payhook.domain.onchain.judge`; one that pays takes the same paid path as every other
 provider. A transaction pays at most one session, ever: ``onchain_payments`` is unique on
 (chain id, tx hash), so of two sessions claiming it at once one is paid and the other gets a
@@ -13,7 +19,7 @@ provider. A transaction pays at most one session, ever: ``onchain_payments`` is 
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -37,6 +43,8 @@ log = logging.getLogger("payhook.onchain")
 
 PROVIDER = "web3"
 RECHECK_SECONDS = 5.0  # API.md: re-checked at least every 5 s until the session expires
+NOT_FOUND_MAX_WAIT = timedelta(minutes=5)
+NOT_FOUND_GIVE_UP = timedelta(hours=1)  # then the check ends; a later notice starts another
 
 
 class Web3NotConfigured(Exception):
@@ -49,6 +57,7 @@ class Check:
     tx_hash: str
     event_id: str | None  # the webhook event that asked for the check
     chain_id: int
+    started: datetime  # when the check was first asked for (its outbox row's creation)
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,8 @@ async def check_transaction(context: EffectContext, entry: Entry) -> Writes | No
     chain, chain_id, receive_address = _configured(context)
     check = Check(session_id=entry.payload["session_id"],
                   tx_hash=str(entry.payload["tx_hash"]).lower(),
-                  event_id=entry.payload.get("event"), chain_id=chain_id)
+                  event_id=entry.payload.get("event"), chain_id=chain_id,
+                  started=entry.created_at)
     await chain.require_chain_id(chain_id)
     session, owner = await _read(context.engine, check)
     if owner == check.session_id:
@@ -145,14 +155,32 @@ async def _owner(conn: AsyncConnection, check: Check) -> str | None:
 
 
 def _not_yet(check: Check, session: Session, sighting: Sighting, required: int) -> Writes:
-    """Check again soon while the session may still be paid; after that, an anomaly."""
-    if session.awaits_payment(clock.now()):
-        raise NotReady(f"{sighting.confirmations} of {required} confirmations",
-                       RECHECK_SECONDS)
+    """Check again while the session may still be paid (a transaction not found: for an hour,
+    less and less often); after that, an anomaly."""
+    now = clock.now()
+    looked_for = now - check.started
+    if session.awaits_payment(now):
+        if sighting.confirmations > 0:
+            raise NotReady(f"{sighting.confirmations} of {required} confirmations",
+                           RECHECK_SECONDS, shown=True)
+        if looked_for < NOT_FOUND_GIVE_UP:
+            raise NotReady(f"transaction not found on chain; looked for since "
+                           f"{clock.iso(check.started)}, given up at "
+                           f"{clock.iso(check.started + NOT_FOUND_GIVE_UP)}",
+                           not_found_wait(looked_for).total_seconds(), shown=True)
     if sighting.confirmations == 0:
-        return _noted(check, onchain.NOT_FOUND, {"session_status": session.status.value})
+        return _noted(check, onchain.NOT_FOUND, {"session_status": session.status.value,
+                                                 "looked_for_seconds": int(
+                                                     looked_for.total_seconds())})
     return _noted(check, onchain.UNCONFIRMED, {"confirmations": sighting.confirmations,
                                                "required": required})
+
+
+def not_found_wait(looked_for: timedelta) -> timedelta:
+    """As long again as the transaction has been looked for (5 s, 10 s, 20 s…), at most
+    :data:`NOT_FOUND_MAX_WAIT`, and never past the hour, so the last look is at the hour."""
+    wait = min(max(looked_for, timedelta(seconds=RECHECK_SECONDS)), NOT_FOUND_MAX_WAIT)
+    return min(wait, NOT_FOUND_GIVE_UP - looked_for)
 
 
 def _noted(check: Check, kind: str, details: dict[str, Any]) -> Writes:

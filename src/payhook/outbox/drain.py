@@ -55,11 +55,14 @@ class Batched:
 
 
 class NotReady(Exception):
-    """A prerequisite is still in flight (e.g. the invoice a notification carries)."""
+    """A prerequisite is still in flight (e.g. the invoice a notification carries). ``shown``:
+    the reason becomes the row's ``last_error`` — a wait on the outside world (a transaction
+    not yet mined) an operator should see, unlike a sibling row's moment in flight."""
 
-    def __init__(self, reason: str, retry_in: float = 0.2):
+    def __init__(self, reason: str, retry_in: float = 0.2, shown: bool = False):
         super().__init__(reason)
         self.retry_in = retry_in
+        self.shown = shown
 
 
 class RetryLater(Exception):
@@ -223,7 +226,8 @@ class Drainer:
         now = clock.now()
         async with self.engine.begin() as conn:
             if isinstance(error, NotReady):
-                await store.postpone(conn, entry, now + timedelta(seconds=error.retry_in), now)
+                await store.postpone(conn, entry, now + timedelta(seconds=error.retry_in), now,
+                                     str(error) if error.shown else None)
                 return
             message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             next_attempt = self.policy.next_attempt(entry.attempts, entry.max_attempts, now)

@@ -32,20 +32,22 @@ class Entry:
     max_attempts: int
     errors: list[dict[str, Any]]
     locked_by: str
+    created_at: datetime
 
     @classmethod
     def from_row(cls, row: Any) -> "Entry":
         return cls(id=row.id, kind=row.kind, payload=row.payload, attempts=row.attempts,
                    max_attempts=row.max_attempts, errors=list(row.errors or []),
-                   locked_by=row.locked_by)
+                   locked_by=row.locked_by, created_at=row.created_at)
 
 
-def new_entry(kind: str, payload: dict[str, Any], now: datetime,
-              max_attempts: int) -> dict[str, Any]:
-    """The values of a fresh pending row, due now."""
-    return {"id": new_id("ob"), "kind": kind, "payload": payload, "status": "pending",
-            "attempts": 0, "max_attempts": max_attempts, "next_attempt_at": now, "errors": [],
-            "created_at": now, "updated_at": now}
+def new_entry(kind: str, payload: dict[str, Any], now: datetime, max_attempts: int,
+              dedup_key: str | None = None) -> dict[str, Any]:
+    """The values of a fresh pending row, due now; of the rows sharing a ``dedup_key``, at
+    most one is unfinished (insert them ignoring conflicts)."""
+    return {"id": new_id("ob"), "kind": kind, "payload": payload, "dedup_key": dedup_key,
+            "status": "pending", "attempts": 0, "max_attempts": max_attempts,
+            "next_attempt_at": now, "errors": [], "created_at": now, "updated_at": now}
 
 
 def _due(now: datetime) -> Any:
@@ -112,12 +114,15 @@ async def settle_failed(conn: AsyncConnection, entry: Entry, error: str,
     return settled.rowcount == 1
 
 
-async def postpone(conn: AsyncConnection, entry: Entry, until: datetime, now: datetime) -> bool:
-    """Not ready yet (a prerequisite is still in flight): try again later, attempt not counted."""
+async def postpone(conn: AsyncConnection, entry: Entry, until: datetime, now: datetime,
+                   reason: str | None = None) -> bool:
+    """Not ready yet (a prerequisite is still in flight): try again later, attempt not counted.
+    A ``reason`` is kept as the row's ``last_error``, so that a long wait shows why."""
+    values: dict[str, Any] = {} if reason is None else {"last_error": reason[:MAX_ERROR_LENGTH]}
     settled = await conn.execute(
         update(outbox).where(*_fence(entry))
         .values(status="pending", next_attempt_at=until, attempts=outbox.c.attempts - 1,
-                locked_by=None, locked_until=None, updated_at=now))
+                locked_by=None, locked_until=None, updated_at=now, **values))
     return settled.rowcount == 1
 
 
