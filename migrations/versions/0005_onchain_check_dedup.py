@@ -1,8 +1,8 @@
 """outbox dedup key: one unfinished row per key (one on-chain check per session and transaction)
 
-Revision ID: 0006
+Revision ID: 0005
 Revises: 0004
-Create Date: 2026-12-02 09:00:00.000000
+Create Date: 2026-12-01 20:45:00.000000
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0006'
+revision: str = '0005'
 down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
