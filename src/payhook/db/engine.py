@@ -3,6 +3,9 @@
 SQLite needs care (FIELD-NOTES.md): pysqlite's own transaction handling silently loses updates,
 so SQLAlchemy's is switched off and every transaction starts with ``BEGIN IMMEDIATE`` (one writer
 at a time, waiting up to the busy timeout), in WAL mode so readers never block the writer.
+
+Statement parameters never appear in an error's text (``hide_parameters``): such text is logged
+and kept on outbox rows, and parameters hold e-mail addresses and secrets.
 """
 
 import sqlite3
@@ -25,7 +28,8 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=10, pool_pre_ping=False
+        url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=10, pool_pre_ping=False,
+        hide_parameters=True,
     )
 
 
@@ -34,7 +38,8 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         raise StorageError(
             f"SQLite {sqlite3.sqlite_version} is too old: payhook needs 3.35 or newer (RETURNING)"
         )
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                                 hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

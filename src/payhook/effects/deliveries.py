@@ -33,6 +33,7 @@ from payhook.effects.context import EffectContext
 from payhook.ids import new_id
 from payhook.outbox.drain import Outcome, RetryLater, Writes
 from payhook.outbox.store import Entry
+from payhook.redaction import describe, redact
 
 log = logging.getLogger("payhook.deliveries")
 
@@ -145,7 +146,7 @@ async def _try(context: EffectContext, target: Any) -> Attempt:
                 status_code, snippet, retry_after = await _post(context.http, routes, raw,
                                                                 headers)
     except (net.ForbiddenAddress, net.Unresolvable) as error:
-        return Attempt(None, elapsed(), error=f"refused: {error}")
+        return Attempt(None, elapsed(), error=f"refused: {redact(str(error))}")
     except (httpx.HTTPError, TimeoutError) as error:
         return Attempt(None, elapsed(), error=_describe(error))
     return Attempt(status_code, elapsed(), snippet, _status_error(status_code),
@@ -239,7 +240,7 @@ def _status_error(status_code: int) -> str | None:
 def _describe(error: BaseException) -> str:
     if isinstance(error, TimeoutError | httpx.TimeoutException):
         return f"timed out ({type(error).__name__})"
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return describe(error)  # a merchant's URL may carry its own credentials
 
 
 async def _record(conn: AsyncConnection, tried: Sequence[tuple[str, Attempt]],
