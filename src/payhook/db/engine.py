@@ -3,17 +3,21 @@
 SQLite needs care (FIELD-NOTES.md): pysqlite's own transaction handling silently loses updates,
 so SQLAlchemy's is switched off and every transaction starts with ``BEGIN IMMEDIATE`` (one writer
 at a time, waiting up to the busy timeout), in WAL mode so readers never block the writer.
+The database file is created owner-only before the first connection (it holds access links and
+customers' data); SQLite gives its ``-wal`` and ``-shm`` files the database file's mode.
 
 Statement parameters never appear in an error's text (``hide_parameters``): such text is logged
 and kept on outbox rows, and parameters hold e-mail addresses and secrets.
 """
 
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 MIN_SQLITE = (3, 35, 0)  # UPDATE … RETURNING
@@ -40,6 +44,12 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         )
     engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
                                  hide_parameters=True)
+    path = make_url(url).database
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _create_private(*_args: Any) -> None:
+        if path:
+            create_private_file(path)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -56,6 +66,19 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def create_private_file(path: str) -> None:
+    """Create ``path`` readable and writable by its owner only, whatever the umask, unless it
+    exists (an existing file keeps the mode its operator gave it)."""
+    try:
+        created = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except (FileExistsError, FileNotFoundError):
+        return  # no such directory: SQLite's own error says so on connect
+    try:
+        os.fchmod(created, 0o600)  # exactly: an odd umask must not take the owner's rights
+    finally:
+        os.close(created)
 
 
 @asynccontextmanager
