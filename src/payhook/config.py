@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     # How long a claimed row stays a worker's before another may take it (a killed worker's
     # rows wait this long). An extension of the contract's environment, for operators.
     outbox_lease_seconds: float = Field(60.0, ge=1, le=3600)
+    # What `payhook serve` grants one client (extensions of the contract's environment): the
+    # time to send its request headers, then its body, and the connections open at once.
+    http_header_timeout_seconds: float = Field(10.0, gt=0, le=3600)
+    http_body_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    http_max_connections: int = Field(1000, ge=1, le=1_000_000)
 
     @field_validator("stripe_webhook_secrets", "onecom_webhook_secrets", "web3_webhook_secrets",
                      "web3_tokens", mode="before")

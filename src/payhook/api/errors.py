@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from payhook.errors import (
@@ -23,6 +23,8 @@ from payhook.errors import (
 )
 
 log = logging.getLogger("payhook.errors")
+
+CLIENT_CLOSED_REQUEST = 499
 
 _BY_STATUS: dict[int, type[PayhookError]] = {
     404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge, 415: UnsupportedMediaType,
@@ -70,6 +72,13 @@ async def on_storage_error(_request: Request, error: Exception) -> Response:
                           headers={"Retry-After": "1"})
 
 
+async def on_client_gone(_request: Request, _error: Exception) -> Response:
+    """The client left (or its body was too slow and it got a 408) before its request was
+    read: nobody is there for an answer, and nothing failed. The status, nginx's "client
+    closed request", is for the request log and the metrics."""
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 async def on_unexpected(_request: Request, error: Exception) -> Response:
     log.error("unhandled error", exc_info=error)
     return error_response(PayhookError("internal error"))
@@ -78,6 +87,7 @@ async def on_unexpected(_request: Request, error: Exception) -> Response:
 HANDLERS: dict[Any, Any] = {
     PayhookError: on_payhook_error,
     HTTPException: on_http_exception,
+    ClientDisconnect: on_client_gone,
     sa.SQLAlchemyError: on_storage_error,
     OSError: on_storage_error,
     asyncpg.PostgresError: on_storage_error,
