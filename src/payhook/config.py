@@ -7,10 +7,13 @@ the database file, so access links and keys survive a restart.
 """
 
 import base64
+import errno
 import json
 import os
 import re
 import secrets
+import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -60,6 +63,11 @@ class Settings(BaseSettings):
     # How long a claimed row stays a worker's before another may take it (a killed worker's
     # rows wait this long). An extension of the contract's environment, for operators.
     outbox_lease_seconds: float = Field(60.0, ge=1, le=3600)
+    # What `payhook serve` grants one client (extensions of the contract's environment): the
+    # time to send its request headers, then its body, and the connections open at once.
+    http_header_timeout_seconds: float = Field(10.0, gt=0, le=3600)
+    http_body_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    http_max_connections: int = Field(1000, ge=1, le=1_000_000)
 
     @field_validator("stripe_webhook_secrets", "onecom_webhook_secrets", "web3_webhook_secrets",
                      "web3_tokens", mode="before")
@@ -195,23 +203,58 @@ def _with_embedded_secrets(settings: Settings) -> Settings:
 
 
 def _read_or_create_secrets(path: Path) -> dict[str, str]:
-    if path.exists():
+    try:
+        return _read_secrets(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = {name: generate() for name, generate in _GENERATED.items()}
+    # Written to a new private file beside it (O_EXCL, mode 0600: no symlink or file planted
+    # there is ever followed), then linked into place: two processes starting at once agree on
+    # one file, and the loser reads the winner's.
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(fresh, handle)
+        os.link(temporary, path)
+    except FileExistsError:
+        return _read_secrets(path)
+    finally:
+        os.unlink(temporary)
+    return fresh
+
+
+_DELETING = " (or delete it: new secrets are made, and issued keys and sent links stop working)"
+
+
+def _read_secrets(path: Path) -> dict[str, str]:
+    """The stored secrets, from a regular file of ours that nobody else may read or change;
+    :class:`FileNotFoundError` if there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        if error.errno == errno.ENOENT:
+            raise
+        if error.errno == errno.ELOOP:
+            raise ConfigError(f"{path} is a symbolic link: move the file itself there and "
+                              f"chmod 600 it{_DELETING}") from None
+        raise ConfigError(f"{path}: cannot be read ({error.strerror})") from None
+    with os.fdopen(fd) as handle:
+        _check_private(path, os.fstat(handle.fileno()))
         try:
-            stored: dict[str, str] = json.loads(path.read_text())
+            stored: dict[str, str] = json.loads(handle.read())
             return {name: str(stored[name]) for name in _GENERATED}
         except (ValueError, KeyError, TypeError):
             raise ConfigError(f"{path}: unreadable; restore or delete it") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = {name: generate() for name, generate in _GENERATED.items()}
-    # Write aside, then link into place: two processes starting at once agree on one file.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(fresh, handle)
-    try:
-        os.link(temporary, path)
-    except FileExistsError:
-        return _read_or_create_secrets(path)
-    finally:
-        temporary.unlink()
-    return fresh
+
+
+def _check_private(path: Path, status: os.stat_result) -> None:
+    if not stat.S_ISREG(status.st_mode):
+        raise ConfigError(f"{path} is not a regular file: put the secrets file there{_DELETING}")
+    if status.st_uid != os.getuid():
+        raise ConfigError(f"{path} belongs to another user (uid {status.st_uid}): chown it to "
+                          f"the user running payhook and chmod 600 it{_DELETING}")
+    if status.st_mode & 0o077:
+        raise ConfigError(f"{path} is open to group or others (mode "
+                          f"{stat.S_IMODE(status.st_mode):03o}): run chmod 600 {path}"
+                          f"{_DELETING}")

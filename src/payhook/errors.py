@@ -7,10 +7,12 @@
     ├── Unauthorized           401  authentication_error
     ├── NotFound               404  invalid_request_error / resource_missing
     ├── MethodNotAllowed       405  invalid_request_error / method_not_allowed
+    ├── RequestTimeout         408  invalid_request_error / request_timeout
     ├── Conflict               409  invalid_request_error / <code>
     ├── PayloadTooLarge        413  invalid_request_error / payload_too_large
     ├── UnsupportedMediaType   415  invalid_request_error / unsupported_media_type
-    └── StorageUnavailable     503  api_error / storage_unavailable
+    ├── StorageUnavailable     503  api_error / storage_unavailable
+    └── TooManyConnections     503  api_error / too_many_connections
 
 Domain and service code raise these; none of it builds an HTTP response.
 """
@@ -53,6 +55,12 @@ class MethodNotAllowed(PayhookError):
     code = "method_not_allowed"
 
 
+class RequestTimeout(PayhookError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
 class Conflict(PayhookError):
     status = 409
     type = "invalid_request_error"
@@ -75,3 +83,9 @@ class StorageUnavailable(PayhookError):
     status = 503
     type = "api_error"
     code = "storage_unavailable"
+
+
+class TooManyConnections(PayhookError):
+    status = 503
+    type = "api_error"
+    code = "too_many_connections"

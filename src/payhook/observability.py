@@ -2,6 +2,8 @@
 
 Nothing here ever receives a query string, a header value or a body: the request log names the
 route template and the path only, so tokens in ``?token=`` and bearer keys never reach a log.
+What other code logs — a message, its fields, a traceback — is redacted on the way out
+(:func:`payhook.redaction.redact`): a library may put a URL with a key in its own errors.
 """
 
 import json
@@ -12,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from payhook.redaction import redact
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -35,11 +39,14 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES})
+        entry.update({k: redact(v) if isinstance(v, str) else v
+                      for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES})
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        if record.stack_info:
+            entry["stack"] = redact(self.formatStack(record.stack_info))
         return json.dumps(entry, default=str)
 
 

@@ -107,3 +107,54 @@ def test_a_corrupt_secrets_file_stops_start_up(tmp_path):
     (tmp_path / SECRETS_FILE).write_text("{not json")
     with pytest.raises(ConfigError, match=SECRETS_FILE):
         load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/payhook.db")
+
+
+def test_the_secrets_file_is_created_private_whatever_the_umask(tmp_path):
+    previous = os.umask(0)
+    try:
+        load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/payhook.db")
+    finally:
+        os.umask(previous)
+    assert oct((tmp_path / SECRETS_FILE).stat().st_mode & 0o777) == "0o600"
+    assert [path.name for path in tmp_path.iterdir()] == [SECRETS_FILE]  # no temporary left
+
+
+def test_a_planted_link_beside_the_secrets_file_is_never_followed(tmp_path):
+    """The file is written aside first: a symlink planted at a guessable name there must not
+    carry the secrets elsewhere."""
+    stolen = tmp_path / "stolen"
+    (tmp_path / f".{SECRETS_FILE}.{os.getpid()}").symlink_to(stolen)
+    load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/payhook.db")
+    assert not stolen.exists()
+
+
+def _refusal(tmp_path) -> str:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/payhook.db")
+    message = str(refused.value)
+    assert "\n" not in message and str(tmp_path / SECRETS_FILE) in message
+    return message
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o602], ids=oct)
+def test_a_secrets_file_open_to_others_is_refused(tmp_path, mode):
+    load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/payhook.db")
+    (tmp_path / SECRETS_FILE).chmod(mode)
+    message = _refusal(tmp_path)
+    assert f"mode {mode:03o}" in message and "chmod 600" in message
+
+
+def test_a_secrets_file_of_another_user_is_refused(tmp_path, monkeypatch):
+    load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/payhook.db")
+    monkeypatch.setattr(os, "getuid", lambda: (tmp_path / SECRETS_FILE).stat().st_uid + 1)
+    assert "belongs to another user" in _refusal(tmp_path)
+
+
+@pytest.mark.parametrize("target", ["elsewhere.json", "missing.json"])
+def test_a_secrets_file_that_is_a_symlink_is_refused(tmp_path, target):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    load_settings(database_url=f"sqlite+aiosqlite:///{elsewhere}/payhook.db")
+    (elsewhere / SECRETS_FILE).rename(elsewhere / "elsewhere.json")
+    (tmp_path / SECRETS_FILE).symlink_to(elsewhere / target)
+    assert "is a symbolic link" in _refusal(tmp_path)

@@ -47,3 +47,19 @@ async def test_sqlite_writers_do_not_lose_updates(tmp_path):
             assert await conn.scalar(text("SELECT n FROM counter")) == 10
     finally:
         await engine.dispose()
+
+
+async def test_sqlite_files_are_created_owner_only(tmp_path):
+    """SQLite gives -wal and -shm the database file's mode: the file is created 0600 first."""
+    import os
+
+    previous = os.umask(0o022)
+    engine = engines.create_engine(f"sqlite+aiosqlite:///{tmp_path}/x.db")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE t (n INTEGER)"))
+        modes = {path.name: oct(path.stat().st_mode & 0o777) for path in tmp_path.iterdir()}
+    finally:
+        await engine.dispose()
+        os.umask(previous)
+    assert modes == dict.fromkeys(["x.db", "x.db-wal", "x.db-shm"], "0o600")

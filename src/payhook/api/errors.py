@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +27,8 @@ from payhook.errors import (
 )
 
 log = logging.getLogger("payhook.errors")
+
+CLIENT_CLOSED_REQUEST = 499
 
 _BY_STATUS: dict[int, type[PayhookError]] = {
     404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge, 415: UnsupportedMediaType,
@@ -63,6 +65,13 @@ async def on_storage_error(_request: Request, error: Exception) -> Response:
     if not is_storage_outage(error):
         raise error
     return storage_unavailable(error)
+
+
+async def on_client_gone(_request: Request, _error: Exception) -> Response:
+    """The client left (or its body was too slow and it got a 408) before its request was
+    read: nobody is there for an answer, and nothing failed. The status, nginx's "client
+    closed request", is for the request log and the metrics."""
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def on_unexpected(_request: Request, error: Exception) -> Response:
@@ -105,6 +114,7 @@ class AnswerEveryError:
 HANDLERS: dict[Any, Any] = {
     PayhookError: on_payhook_error,
     HTTPException: on_http_exception,
+    ClientDisconnect: on_client_gone,
     sa.SQLAlchemyError: on_storage_error,
     OSError: on_storage_error,
     asyncpg.PostgresError: on_storage_error,

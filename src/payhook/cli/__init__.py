@@ -18,13 +18,17 @@ Command = Callable[[Settings, argparse.Namespace], Awaitable[int] | int]
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from payhook.api.connections import Bounds, bounded_protocol
     from payhook.app import create_app
     from payhook.observability import configure_logging
 
     configure_logging()
+    protocol = bounded_protocol(Bounds(header_seconds=settings.http_header_timeout_seconds,
+                                       body_seconds=settings.http_body_timeout_seconds,
+                                       max_connections=settings.http_max_connections))
     uvicorn.run(
         create_app(settings), host=args.host, port=args.port, access_log=False, log_config=None,
-        loop="uvloop", http="httptools", proxy_headers=False, server_header=False,
+        loop="uvloop", http=protocol, ws="none", proxy_headers=False, server_header=False,
     )
     return 0
 

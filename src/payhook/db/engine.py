@@ -3,14 +3,21 @@
 SQLite needs care (FIELD-NOTES.md): pysqlite's own transaction handling silently loses updates,
 so SQLAlchemy's is switched off and every transaction starts with ``BEGIN IMMEDIATE`` (one writer
 at a time, waiting up to the busy timeout), in WAL mode so readers never block the writer.
+The database file is created owner-only before the first connection (it holds access links and
+customers' data); SQLite gives its ``-wal`` and ``-shm`` files the database file's mode.
+
+Statement parameters never appear in an error's text (``hide_parameters``): such text is logged
+and kept on outbox rows, and parameters hold e-mail addresses and secrets.
 """
 
+import os
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -26,7 +33,8 @@ def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=10, pool_pre_ping=False
+        url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=10, pool_pre_ping=False,
+        hide_parameters=True,
     )
     event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
     return engine
@@ -45,7 +53,14 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         raise StorageError(
             f"SQLite {sqlite3.sqlite_version} is too old: payhook needs 3.35 or newer (RETURNING)"
         )
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                                 hide_parameters=True)
+    path = make_url(url).database
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _create_private(*_args: Any) -> None:
+        if path:
+            create_private_file(path)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -62,6 +77,19 @@ def _sqlite_engine(url: str) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def create_private_file(path: str) -> None:
+    """Create ``path`` readable and writable by its owner only, whatever the umask, unless it
+    exists (an existing file keeps the mode its operator gave it)."""
+    try:
+        created = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except (FileExistsError, FileNotFoundError):
+        return  # no such directory: SQLite's own error says so on connect
+    try:
+        os.fchmod(created, 0o600)  # exactly: an odd umask must not take the owner's rights
+    finally:
+        os.close(created)
 
 
 @asynccontextmanager

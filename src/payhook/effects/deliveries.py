@@ -13,7 +13,6 @@ Host header and TLS server name), so DNS cannot swap in an internal address afte
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from payhook.effects.context import EffectContext
 from payhook.ids import new_id
 from payhook.outbox.drain import Outcome, RetryLater, Writes
 from payhook.outbox.store import Entry
+from payhook.redaction import describe, redact
 
 log = logging.getLogger("payhook.deliveries")
 
@@ -42,7 +42,6 @@ DELIVER = "delivery.send"
 SNIPPET_CHARS = 500
 READ_LIMIT_BYTES = 4096  # of an answer: enough for the snippet, never the whole of a huge body
 # ``scheme://user:password@`` in an error's text: what precedes the ``@`` is not kept.
-_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#@\s]*@")
 
 
 class DeliveryFailed(RetryLater):
@@ -149,7 +148,7 @@ async def _try(context: EffectContext, target: Any) -> Attempt:
                 status_code, snippet, retry_after = await _post(context.http, routes, raw,
                                                                 headers)
     except (net.ForbiddenAddress, net.Unresolvable) as error:
-        return Attempt(None, elapsed(), error=f"refused: {error}")
+        return Attempt(None, elapsed(), error=f"refused: {redact(str(error))}")
     except Exception as error:  # noqa: BLE001 - one endpoint's fault fails its own try alone
         # Whatever this row holds (a URL httpx cannot use, a secret that will not open), the
         # batch's other deliveries, other merchants' included, still go out and are recorded.
@@ -247,8 +246,7 @@ def _describe(error: BaseException) -> str:
     wrong, never a URL's credentials."""
     if isinstance(error, TimeoutError | httpx.TimeoutException):
         return f"timed out ({type(error).__name__})"
-    text = _USERINFO.sub(r"\1***@", str(error))
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return describe(error)  # a merchant's URL may carry its own credentials
 
 
 async def _record(conn: AsyncConnection, tried: Sequence[tuple[str, Attempt]],

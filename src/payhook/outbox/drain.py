@@ -29,6 +29,7 @@ from payhook import clock
 from payhook.outbox import store
 from payhook.outbox.retry import RetryPolicy
 from payhook.outbox.store import Entry
+from payhook.redaction import describe
 
 log = logging.getLogger("payhook.outbox")
 
@@ -229,7 +230,7 @@ class Drainer:
                 await store.postpone(conn, entry, now + timedelta(seconds=error.retry_in), now,
                                      str(error) if error.shown else None)
                 return
-            message = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            message = describe(error)  # kept on the row, shown by the admin API: no credentials
             next_attempt = self.policy.next_attempt(entry.attempts, entry.max_attempts, now)
             if isinstance(error, RetryLater) and error.retry_in and next_attempt is not None:
                 asked = now + timedelta(seconds=min(error.retry_in,
