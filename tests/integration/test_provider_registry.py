@@ -19,19 +19,8 @@ from payhook import config, providers, trigger
 from payhook.cli import _parser
 from payhook.config import SECRETS_FILE, CommaList, Settings
 from payhook.domain.events import Intent, ProviderEvent
-from payhook.providers.base import (
-    InvalidWebhook,
-    ProviderSpec,
-    Session,
-    VerifyContext,
-    any_signature_matches,
-    check_timestamp,
-    hmac_hex,
-    json_object,
-    require_secrets,
-    session_field,
-    text_field,
-)
+from payhook.providers import base
+from payhook.providers.base import ProviderSpec, Session, VerifyContext
 from tests import signing
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 
@@ -41,21 +30,21 @@ ACME_SECRET = "acme-test-secret"
 # --- the provider module: what a new provider's file holds --------------------------------------
 
 def acme_verify(raw: bytes, headers: Mapping[str, str], context: VerifyContext) -> ProviderEvent:
-    stamp = check_timestamp(headers.get("x-acme-time"), context.tolerance)
-    expected = [hmac_hex(secret.encode(), f"{stamp}.".encode() + raw)
-                for secret in require_secrets(context)]
-    if not any_signature_matches(expected, [headers.get("x-acme-signature", "")]):
-        raise InvalidWebhook("no valid Acme signature")
-    body = json_object(raw)
-    session_id, _ = session_field(body, "session")
-    return ProviderEvent(provider="acme", event_id=text_field(body, "id", required=True) or "",
+    stamp = base.check_timestamp(headers.get("x-acme-time"), context.tolerance)
+    expected = [base.hmac_hex(secret.encode(), f"{stamp}.".encode() + raw)
+                for secret in base.require_secrets(context)]
+    if not base.any_signature_matches(expected, [headers.get("x-acme-signature", "")]):
+        raise base.InvalidWebhook("no valid Acme signature")
+    body = base.json_object(raw)
+    session_id, _ = base.session_field(body, "session")
+    return ProviderEvent(provider="acme", event_id=base.text_field(body, "id", required=True) or "",
                          type="paid", intent=Intent.PAY, session_id=session_id, raw=raw,
                          headers={}, amount=body.get("amount"), currency=body.get("currency"))
 
 
 def acme_sign(raw: bytes, secret: str, timestamp: int) -> dict[str, str]:
     return {"X-Acme-Time": str(timestamp),
-            "X-Acme-Signature": hmac_hex(secret.encode(), f"{timestamp}.".encode() + raw)}
+            "X-Acme-Signature": base.hmac_hex(secret.encode(), f"{timestamp}.".encode() + raw)}
 
 
 def acme_sample(session: Session, _event_type: str, _stamp: int,
