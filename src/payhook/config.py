@@ -6,7 +6,6 @@ line naming it (:class:`ConfigError`). The embedded default (a SQLite file) may 
 the database file, so access links and keys survive a restart.
 """
 
-import base64
 import errno
 import json
 import os
@@ -18,9 +17,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+from payhook import providers
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./payhook.db"
 SECRETS_FILE = "payhook.secret.json"
@@ -29,7 +37,14 @@ _MIN_SECRET_LENGTH = 32
 _MIN_TOKEN_LENGTH = 24
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
-CommaList = Annotated[tuple[str, ...], NoDecode]
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_commas)]
 
 
 class ConfigError(Exception):
@@ -46,6 +61,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     admin_token: SecretStr | None = None
     public_base_url: str = "http://127.0.0.1:8000"
+    # One per registered provider (its ProviderSpec.secrets_setting).
     stripe_webhook_secrets: CommaList = ()
     onecom_webhook_secrets: CommaList = ()
     web3_webhook_secrets: CommaList = ()
@@ -68,14 +84,6 @@ class Settings(BaseSettings):
     http_header_timeout_seconds: float = Field(10.0, gt=0, le=3600)
     http_body_timeout_seconds: float = Field(30.0, gt=0, le=3600)
     http_max_connections: int = Field(1000, ge=1, le=1_000_000)
-
-    @field_validator("stripe_webhook_secrets", "onecom_webhook_secrets", "web3_webhook_secrets",
-                     "web3_tokens", mode="before")
-    @classmethod
-    def _split_commas(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
 
     @field_validator("redis_url", "smtp_url", "web3_rpc_url", "web3_receive_address",
                      mode="before")
@@ -179,19 +187,18 @@ def _check_web3_node(settings: Settings) -> None:
             raise ConfigError(f"{_env_name(name)} is required when PAYHOOK_WEB3_RPC_URL is set")
 
 
-_GENERATED: dict[str, Callable[[], str]] = {
-    "secret_key": lambda: secrets.token_urlsafe(48),
-    "admin_token": lambda: secrets.token_urlsafe(32),
-    "stripe_webhook_secrets": lambda: "whsec_" + secrets.token_urlsafe(32),
-    "onecom_webhook_secrets": lambda: secrets.token_urlsafe(32),
-    "web3_webhook_secrets": lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
-}
+def _generated() -> dict[str, Callable[[], str]]:
+    """What the embedded default makes when unset: its keys, and each provider's webhook
+    secret in the format that provider's secrets have."""
+    return {"secret_key": lambda: secrets.token_urlsafe(48),
+            "admin_token": lambda: secrets.token_urlsafe(32),
+            **{spec.secrets_setting: spec.generate_secret for spec in providers.REGISTRY}}
 
 
 def _with_embedded_secrets(settings: Settings) -> Settings:
     """Fill missing secrets from (or into) the data directory's secrets file, so the embedded
     default works out of the box: `payhook trigger` signs with the same webhook secrets."""
-    missing = [name for name in _GENERATED if not getattr(settings, name)]
+    missing = [name for name in _generated() if not getattr(settings, name)]
     if not missing:
         return settings
     stored = _read_or_create_secrets(settings.data_dir / SECRETS_FILE)
@@ -208,7 +215,7 @@ def _read_or_create_secrets(path: Path) -> dict[str, str]:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = {name: generate() for name, generate in _GENERATED.items()}
+    fresh = {name: generate() for name, generate in _generated().items()}
     # Written to a new private file beside it (O_EXCL, mode 0600: no symlink or file planted
     # there is ever followed), then linked into place: two processes starting at once agree on
     # one file, and the loser reads the winner's.
@@ -243,7 +250,7 @@ def _read_secrets(path: Path) -> dict[str, str]:
         _check_private(path, os.fstat(handle.fileno()))
         try:
             stored: dict[str, str] = json.loads(handle.read())
-            return {name: str(stored[name]) for name in _GENERATED}
+            return {name: str(stored[name]) for name in _generated()}
         except (ValueError, KeyError, TypeError):
             raise ConfigError(f"{path}: unreadable; restore or delete it") from None
 

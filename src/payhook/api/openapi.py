@@ -12,12 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from payhook import __version__, ids
+from payhook import __version__, ids, providers
 from payhook.api.params import MAX_QUERY_VALUE
 from payhook.api.state import state
 from payhook.db.tables import EVENT_OUTCOMES, OUTBOX_STATUSES, SESSION_STATUSES
 from payhook.domain import money
-from payhook.providers import VERIFIERS
 from payhook.schema_hints import STORABLE, refuse_nul
 from payhook.schemas import (
     AccessReveal,
@@ -36,7 +35,6 @@ _NULLABLE_STRING = {"type": ["string", "null"]}
 _TIME = {"type": "string", "format": "date-time"}
 _NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 _INTEGER = {"type": "integer"}
-_PROVIDER = {"enum": list(VERIFIERS)}
 _OUTCOME = {"enum": list(EVENT_OUTCOMES)}
 
 
@@ -47,6 +45,9 @@ def _object(properties: dict[str, Any], optional: dict[str, Any] | None = None) 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+_PROVIDER = _ref("Provider")  # its enum is the registry's, read when the document is built
 
 
 def _list_of(name: str) -> dict[str, Any]:
@@ -295,7 +296,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Every dead entry (of one kind) back to pending (audited)", "admin", "admin",
         "ReplayMany", 200, _ref("ReplayResult")),
     ("post", "/webhooks/{provider}"): (
-        "Receive a provider's signed event (stripe, onecom, web3)", "webhooks", None,
+        "Receive a provider's signed event", "webhooks", None,
         "ProviderEvent", 200, _ref("WebhookReceipt")),
 }
 
@@ -360,7 +361,7 @@ def document(crypto: frozenset[str] = frozenset({"eth"})) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for (method, path), spec in OPERATIONS.items():
         paths.setdefault(path, {})[method] = _operation(method, path, spec)
-    schemas = dict(RESPONSE_SCHEMAS)
+    schemas = {**RESPONSE_SCHEMAS, "Provider": {"enum": list(providers.names())}}
     for model in REQUEST_MODELS:
         schemas[model.__name__] = request_schema(model, crypto)
     return {

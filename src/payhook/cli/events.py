@@ -4,10 +4,10 @@ import argparse
 import sys
 from typing import Any
 
+from payhook import providers
 from payhook.cli.common import list_options, print_json, print_page, reading
 from payhook.config import Settings
 from payhook.db.tables import EVENT_OUTCOMES
-from payhook.providers import VERIFIERS
 
 
 async def _events_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -41,7 +41,7 @@ def add_commands(commands: Any) -> None:
     events = commands.add_parser("events", help="stored provider events")
     event_commands = events.add_subparsers(dest="action", required=True)
     listing = event_commands.add_parser("list", help="events as JSON, newest first")
-    listing.add_argument("--provider", choices=list(VERIFIERS))
+    listing.add_argument("--provider", choices=providers.names())
     listing.add_argument("--outcome", choices=list(EVENT_OUTCOMES))
     list_options(listing)
     listing.set_defaults(run=_events_list)

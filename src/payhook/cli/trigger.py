@@ -4,24 +4,24 @@ import argparse
 import sys
 from typing import Any
 
+from payhook import providers
 from payhook.cli.common import print_json, reading
 from payhook.config import Settings
-from payhook.providers import VERIFIERS
 
 
 async def _trigger(settings: Settings, args: argparse.Namespace) -> int:
     import httpx
 
-    from payhook import providers, trigger
-    from payhook.providers.web3 import TX_HASH
+    from payhook import trigger
     from payhook.services import sessions
 
+    spec = providers.get(args.provider)
     configured = providers.configured(settings)[args.provider].context.secrets
     if not configured:
-        print(f"payhook: PAYHOOK_{args.provider.upper()}_WEBHOOK_SECRETS is not set: nothing to "
-              "sign with", file=sys.stderr)
+        print(f"payhook: PAYHOOK_{spec.secrets_setting.upper()} is not set: nothing to sign with",
+              file=sys.stderr)
         return 2
-    if args.tx is not None and (args.provider != "web3" or not TX_HASH.fullmatch(args.tx)):
+    if args.tx is not None and (spec.tx_hash is None or not spec.tx_hash.fullmatch(args.tx)):
         print("payhook: --tx is a web3 transaction hash, 0x and 64 hex digits", file=sys.stderr)
         return 2
     async with reading(settings) as conn:
@@ -45,12 +45,10 @@ async def _trigger(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if answer.is_success else 1
 
 
-
-
 def add_commands(commands: Any) -> None:
     trigger = commands.add_parser(
         "trigger", help="send a signed provider event for a session (like `stripe trigger`)")
-    trigger.add_argument("provider", choices=list(VERIFIERS))
+    trigger.add_argument("provider", choices=providers.names())
     trigger.add_argument("--session", required=True, metavar="ID")
     trigger.add_argument("--event", metavar="TYPE",
                          help="event type (default: the provider's successful payment)")

@@ -1,20 +1,35 @@
 """One small module per payment provider: verify the signature over the raw bytes, then
 normalise the payload into one :class:`~payhook.providers.base.ProviderEvent`. Everything after
 that (deduplication, the transition, the outbox) is shared, in :mod:`payhook.ingest`.
+
+A provider is its module's ``PROVIDER`` (a :class:`~payhook.providers.base.ProviderSpec`) and
+one line in :data:`REGISTRY`; everything else that names providers reads them from there, when
+it runs — never a copy taken at import.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from payhook.config import Settings
 from payhook.providers import onecom, stripe, web3
-from payhook.providers.base import Verifier, VerifyContext
+from payhook.providers.base import ProviderSpec, Verifier, VerifyContext
 
-VERIFIERS: dict[str, Verifier] = {
-    stripe.NAME: stripe.verify,
-    onecom.NAME: onecom.verify,
-    web3.NAME: web3.verify,
-}
+if TYPE_CHECKING:  # config reads the registry for the secrets it generates
+    from payhook.config import Settings
+
+REGISTRY: tuple[ProviderSpec, ...] = (stripe.PROVIDER, onecom.PROVIDER, web3.PROVIDER)
+
+
+def names() -> tuple[str, ...]:
+    return tuple(spec.name for spec in REGISTRY)
+
+
+def get(name: str) -> ProviderSpec:
+    """The registered provider called ``name``; :class:`KeyError` if there is none."""
+    for spec in REGISTRY:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
 
 
 @dataclass(frozen=True)
@@ -24,16 +39,12 @@ class Provider:
     context: VerifyContext
 
 
-def configured(settings: Settings) -> Mapping[str, Provider]:
+def configured(settings: "Settings") -> Mapping[str, Provider]:
     """Every provider with its secrets; a provider with none refuses every request."""
-    secrets = {
-        stripe.NAME: settings.stripe_webhook_secrets,
-        onecom.NAME: settings.onecom_webhook_secrets,
-        web3.NAME: settings.web3_webhook_secrets,
-    }
     return {
-        name: Provider(name, verify, VerifyContext(
-            secrets=secrets[name], tolerance=settings.webhook_tolerance_seconds,
+        spec.name: Provider(spec.name, spec.verify, VerifyContext(
+            secrets=getattr(settings, spec.secrets_setting),
+            tolerance=settings.webhook_tolerance_seconds,
             crypto=settings.fiat_and_crypto_symbols))
-        for name, verify in VERIFIERS.items()
+        for spec in REGISTRY
     }

@@ -1,7 +1,9 @@
-"""What every provider module shares: the normalised event and the signature checks."""
+"""What every provider module shares: the :class:`ProviderSpec` it exposes as ``PROVIDER``,
+the normalised event and the signature checks."""
 
 import hashlib
 import hmac
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -31,6 +33,38 @@ class VerifyContext:
 
 
 Verifier = Callable[[bytes, Mapping[str, str], VerifyContext], ProviderEvent]
+
+
+@dataclass(frozen=True)
+class Session:
+    """What ``payhook trigger`` builds an event from: the session it pays."""
+
+    id: str
+    amount: int
+    currency: str
+    mode: str
+
+
+# (raw body, secret, Unix time) -> the headers the provider would send with it
+Signer = Callable[[bytes, str, int], dict[str, str]]
+# (session, event type, Unix time, on-chain transaction hash or None) -> the body it would send
+Sampler = Callable[[Session, str, int, str | None], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """One provider, whole: its module's ``PROVIDER``, registered by one line in
+    :data:`payhook.providers.REGISTRY`. The webhook route, ``/openapi.json``, ``payhook
+    trigger`` and the settings (the embedded default's generated secrets) all read it there."""
+
+    name: str  # POST /webhooks/<name>; the provider of its stored events
+    verify: Verifier
+    secrets_setting: str  # the Settings field of PAYHOOK_<NAME>_WEBHOOK_SECRETS
+    generate_secret: Callable[[], str]  # the embedded default's webhook secret, made once
+    sign: Signer  # for payhook trigger
+    sample: Sampler  # for payhook trigger
+    default_event: str  # what payhook trigger sends unless told: a successful payment
+    tx_hash: re.Pattern[str] | None = None  # what payhook trigger --tx takes; None: no --tx
 
 
 def require_secrets(context: VerifyContext) -> tuple[str, ...]:

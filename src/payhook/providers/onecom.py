@@ -2,12 +2,17 @@
 HMAC-SHA256(secret, ``"<timestamp>.<raw body>"``). Body ``{id, event, reference, amount,
 currency, payload: {txn_id}}``."""
 
+import secrets
+import uuid
 from collections.abc import Mapping
+from typing import Any
 
 from payhook.domain.events import Intent, ProviderEvent
 from payhook.providers.base import (
     TYPE_LENGTH,
     InvalidWebhook,
+    ProviderSpec,
+    Session,
     VerifyContext,
     any_signature_matches,
     check_timestamp,
@@ -62,3 +67,17 @@ def sign(raw: bytes, secret: str, timestamp: int) -> dict[str, str]:
     """The headers One.com would send for ``raw`` (``payhook trigger``)."""
     signature = hmac_hex(secret.encode(), f"{timestamp}.".encode() + raw)
     return {"X-Onecom-Timestamp": str(timestamp), "X-Onecom-Signature": f"sha256={signature}"}
+
+
+def sample(session: Session, event_type: str, _stamp: int, _tx_hash: str | None) -> dict[str, Any]:
+    """The event One.com would send about ``session`` (``payhook trigger``)."""
+    return {"id": str(uuid.uuid4()), "event": event_type, "reference": session.id,
+            "amount": session.amount, "currency": session.currency,
+            "payload": {"txn_id": f"txn_{uuid.uuid4().hex}"}}
+
+
+PROVIDER = ProviderSpec(
+    name=NAME, verify=verify, secrets_setting="onecom_webhook_secrets",
+    generate_secret=lambda: secrets.token_urlsafe(32),
+    sign=sign, sample=sample, default_event="payment.completed",
+)

@@ -1,6 +1,8 @@
 """Stripe: ``Stripe-Signature: t=<unix>,v1=<hex>[,v1=…]``, HMAC-SHA256 keyed with the whole
 ``whsec_…`` string over ``"<t>.<raw body>"``. Unlike stripe-python we also reject future ``t``."""
 
+import secrets
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -8,6 +10,8 @@ from payhook.domain.events import UNSTATED, Intent, ProviderEvent
 from payhook.providers.base import (
     TYPE_LENGTH,
     InvalidWebhook,
+    ProviderSpec,
+    Session,
     VerifyContext,
     any_signature_matches,
     check_timestamp,
@@ -30,6 +34,14 @@ INTENTS = {
     "payment_intent.processing": (Intent.PEND, None),
     "payment_intent.canceled": (Intent.FAIL, None),
     "payment_intent.payment_failed": (Intent.RECORD, None),
+}
+API_VERSION = "2024-06-20"  # of the events payhook trigger sends
+# What a payment intent's status is when Stripe sends each event.
+INTENT_STATUSES = {
+    "payment_intent.succeeded": "succeeded",
+    "payment_intent.processing": "processing",
+    "payment_intent.canceled": "canceled",
+    "payment_intent.payment_failed": "requires_payment_method",
 }
 
 
@@ -85,3 +97,34 @@ def sign(raw: bytes, secret: str, timestamp: int) -> dict[str, str]:
     """The ``Stripe-Signature`` header Stripe would send for ``raw`` (``payhook trigger``)."""
     signature = hmac_hex(secret.encode(), f"{timestamp}.".encode() + raw)
     return {"Stripe-Signature": f"t={timestamp},v1={signature}"}
+
+
+def sample(session: Session, event_type: str, stamp: int, _tx_hash: str | None) -> dict[str, Any]:
+    """The event Stripe would send about ``session`` (``payhook trigger``): a charge for
+    ``charge.*`` types, else a payment intent in the status that type implies."""
+    intent_id = f"pi_{uuid.uuid4().hex}"
+    metadata = {"session_id": session.id}
+    if event_type.startswith("charge."):
+        obj: dict[str, Any] = {
+            "id": f"ch_{uuid.uuid4().hex}", "object": "charge", "amount": session.amount,
+            "amount_captured": session.amount, "currency": session.currency,
+            "payment_intent": intent_id, "paid": True, "status": "succeeded",
+            "metadata": metadata,
+        }
+    else:
+        status = INTENT_STATUSES.get(event_type, "succeeded")
+        obj = {
+            "id": intent_id, "object": "payment_intent", "amount": session.amount,
+            "amount_received": session.amount if status == "succeeded" else 0,
+            "currency": session.currency, "status": status, "metadata": metadata,
+        }
+    return {"id": f"evt_{uuid.uuid4().hex}", "object": "event", "api_version": API_VERSION,
+            "created": stamp, "livemode": session.mode == "live", "type": event_type,
+            "data": {"object": obj}}
+
+
+PROVIDER = ProviderSpec(
+    name=NAME, verify=verify, secrets_setting="stripe_webhook_secrets",
+    generate_secret=lambda: "whsec_" + secrets.token_urlsafe(32),
+    sign=sign, sample=sample, default_event="payment_intent.succeeded",
+)

@@ -2,10 +2,13 @@
 v1,<base64>``), signed with the ``standardwebhooks`` package's own signer. The notification is
 only a hint: it asks the worker to check the transaction on chain."""
 
+import base64
 import re
+import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
@@ -14,6 +17,8 @@ from payhook.domain.events import Intent, ProviderEvent
 from payhook.providers.base import (
     TYPE_LENGTH,
     InvalidWebhook,
+    ProviderSpec,
+    Session,
     VerifyContext,
     any_signature_matches,
     check_timestamp,
@@ -28,6 +33,7 @@ NAME = "web3"
 ID, TIMESTAMP, SIGNATURE = "webhook-id", "webhook-timestamp", "webhook-signature"
 EVENTS = frozenset({"payment.detected", "payment.confirmed", "transfer.confirmed"})
 TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+NETWORK = "ethereum"  # of the events payhook trigger sends
 
 
 def _expected(secret: str, message_id: str, stamp: int, body: str) -> str:
@@ -77,3 +83,18 @@ def sign(raw: bytes, secret: str, timestamp: int, message_id: str | None = None)
                                      raw.decode())
     return {"webhook-id": message_id, "webhook-timestamp": str(timestamp),
             "webhook-signature": signature}
+
+
+def sample(session: Session, event_type: str, _stamp: int, tx_hash: str | None) -> dict[str, Any]:
+    """The notification the Web3 notifier would send about ``session`` (``payhook trigger``),
+    naming ``tx_hash`` or a random transaction."""
+    return {"event": event_type, "session_id": session.id,
+            "blockchain_tx_id": tx_hash or "0x" + secrets.token_hex(32), "network": NETWORK}
+
+
+PROVIDER = ProviderSpec(
+    name=NAME, verify=verify, secrets_setting="web3_webhook_secrets",
+    generate_secret=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+    sign=sign,  # a fresh msg_… webhook-id each time
+    sample=sample, default_event="payment.detected", tx_hash=TX_HASH,
+)

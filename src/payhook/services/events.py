@@ -9,13 +9,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from payhook import clock
+from payhook import clock, providers
 from payhook.db.tables import EVENT_OUTCOMES, webhook_events
 from payhook.errors import InvalidRequest, NotFound
-from payhook.providers import VERIFIERS
 from payhook.services.pagination import Page, PageRequest, fetch_page
 
-PROVIDERS = tuple(VERIFIERS)
 LISTED = [column for column in webhook_events.c if column.name != "raw_body"]
 
 
@@ -25,7 +23,8 @@ async def list_events(
 ) -> Page:
     filters = []
     if provider is not None:
-        filters.append(webhook_events.c.provider == one_of("provider", provider, PROVIDERS))
+        named = one_of("provider", provider, providers.names())
+        filters.append(webhook_events.c.provider == named)
     if outcome is not None:
         filters.append(webhook_events.c.outcome == one_of("outcome", outcome, EVENT_OUTCOMES))
     return await fetch_page(conn, webhook_events, page, (), filters, columns=LISTED)
