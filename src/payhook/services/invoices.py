@@ -6,10 +6,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
+from payhook.db.pagination import Page, PageRequest, fetch_page
 from payhook.db.tables import invoices
 from payhook.errors import NotFound
 from payhook.services.api_keys import Caller
-from payhook.services.pagination import Page, PageRequest, fetch_page
 
 
 async def get(conn: AsyncConnection, caller: Caller, invoice_id: str) -> Any:
