@@ -49,6 +49,7 @@ test: $(VENV)/.test node_modules/.installed
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 
 # Stripe webhook ingest vs a bare Starlette + raw asyncpg app, same run, same PostgreSQL
 # (fresh databases, dropped at the end). Options: make bench-ingest BENCH_ARGS='--json'.

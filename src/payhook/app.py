@@ -15,12 +15,14 @@ from payhook.api.errors import HANDLERS, AnswerEveryError
 from payhook.api.middleware import Observe
 from payhook.api.state import AppState
 from payhook.config import Settings, load_settings
+from payhook.crypto import Sealer
 from payhook.db.engine import create_engine
 from payhook.ingest import PortableWriter, Writer
 from payhook.ingest_pg import PostgresWriter
 from payhook.observability import Metrics
 from payhook.outbox.nudge import ArqNudger
 from payhook.runtime import close_pump, start_pump
+from payhook.services.access import AccessLinks
 from payhook.services.api_keys import KeyHasher
 
 log = logging.getLogger("payhook")
@@ -61,9 +63,10 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = True
             nudge = pump.nudge
         else:
             nudge = _no_nudge
+        secret = settings.require_secret()
         app.state.payhook = AppState(
-            settings=settings, engine=engine,
-            hasher=KeyHasher(settings.require_secret()), metrics=metrics,
+            settings=settings, engine=engine, hasher=KeyHasher(secret), sealer=Sealer(secret),
+            links=AccessLinks.from_settings(settings), metrics=metrics,
             providers=providers.configured(settings),
             ingest=writer, nudge=nudge,
         )

@@ -6,7 +6,7 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from payhook.effects.email import Mailer
+from payhook.effects.mailer import Mailer
 from tests.smtp_inbox import Inbox, running_inbox
 
 

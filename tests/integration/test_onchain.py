@@ -40,7 +40,7 @@ from payhook.ingest import PortableWriter
 from payhook.ingest_pg import PostgresWriter
 from payhook.outbox.drain import Drainer
 from payhook.outbox.retry import RetryPolicy
-from payhook.outbox.runner import Pump
+from payhook.runtime.pump import Pump
 from tests import signing
 from tests.anvil import (
     CHAIN_ID,

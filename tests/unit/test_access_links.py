@@ -8,7 +8,7 @@ import pytest
 
 from payhook import clock
 from payhook.crypto import derive_key
-from payhook.effects.access_links import AccessLinks, InvalidLink
+from payhook.services.access import AccessLinks, InvalidLink
 
 SECRET = "unit-secret-key-0123456789abcdef0123456789"
 LINKS = AccessLinks(SECRET, "https://pay.example", days=7)

@@ -6,7 +6,8 @@ import pytest
 
 from payhook.config import ConfigError
 from payhook.effects.context import _mailer
-from payhook.effects.email import Mailer, compose
+from payhook.effects.email import compose
+from payhook.effects.mailer import Mailer
 from tests.conftest import make_settings
 
 DEFAULT_FROM = "payhook@pay.example"

@@ -12,8 +12,6 @@ token).
 from html import escape
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -25,15 +23,11 @@ from payhook.api.body import read_object
 from payhook.api.params import path_id
 from payhook.api.responses import query
 from payhook.api.state import state
-from payhook.crypto import Sealer
 from payhook.db.engine import reading
-from payhook.db.tables import checkout_sessions, invoices
-from payhook.effects import invoices as invoice_effect
-from payhook.effects.access_links import AccessLinks, InvalidLink
-from payhook.effects.api_keys import provisioned_for, reveal_once
 from payhook.errors import InvalidRequest
 from payhook.schemas import AccessReveal, parse
-from payhook.services import api_keys, sessions
+from payhook.services import access, api_keys
+from payhook.services.access import InvalidLink
 
 PRIVATE_HEADERS = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
 # The page loads nothing, runs nothing, is framed nowhere, and its one form posts back here.
@@ -63,19 +57,10 @@ async def show(request: Request) -> Response:
     app = state(request)
     session_id = path_id(request, "cs", "session_id", unknown=InvalidLink)
     token = _token(request)
-    AccessLinks.from_settings(app.settings).verify(session_id, token)
+    app.links.verify(session_id, token)
     async with reading(app.engine) as conn:
-        session = await _session(conn, session_id)
-        invoice = (await conn.execute(select(invoices).where(
-            invoices.c.session_id == session_id))).first()
-        key = await provisioned_for(conn, session_id)
-    base_url = app.settings.public_base_url
-    document = {
-        "object": "customer_access",
-        "session": sessions.to_object(session, base_url),
-        "invoice": invoice_effect.to_object(invoice) if invoice is not None else None,
-        "api_key": _key_object(key, f"{base_url}/access/{session_id}/reveal"),
-    }
+        page = await access.read_page(conn, session_id)
+    document = access.to_object(page, app.settings.public_base_url)
     if prefers_html(request.headers.get("accept", "")):
         return HTMLResponse(render(document, token),
                             headers={"content-security-policy": PAGE_POLICY})
@@ -87,24 +72,14 @@ async def reveal(request: Request) -> Response:
     app = state(request)
     session_id = path_id(request, "cs", "session_id", unknown=InvalidLink)
     token = await _posted_token(request)
-    AccessLinks.from_settings(app.settings).verify(session_id, token)
+    app.links.verify(session_id, token)
     async with app.engine.begin() as conn:
-        await _session(conn, session_id)
-        revealed = await reveal_once(conn, Sealer(app.settings.require_secret()), session_id)
+        revealed = await access.reveal(conn, app.sealer, session_id)
     key = api_keys.to_object(revealed.row, revealed.secret)
     if prefers_html(request.headers.get("accept", "")):
         return HTMLResponse(render_revealed(key),
                             headers={"content-security-policy": PAGE_POLICY})
     return JSONResponse(key)
-
-
-async def _session(conn: AsyncConnection, session_id: str) -> Any:
-    """The session a valid token names; one that no longer exists is the same 401."""
-    session = (await conn.execute(select(checkout_sessions).where(
-        checkout_sessions.c.id == session_id))).first()
-    if session is None:
-        raise InvalidLink()
-    return session
 
 
 def _token(request: Request) -> str:
@@ -126,17 +101,6 @@ async def _posted_token(request: Request) -> str:
     if not body.token:
         raise InvalidLink()
     return body.token
-
-
-def _key_object(row: Any | None, reveal_url: str) -> dict[str, Any] | None:
-    """The provisioned key without its secret: whether it was revealed, and where to reveal it
-    while it waits."""
-    if row is None:
-        return None
-    document = {**api_keys.to_object(row), "revealed": not row.waiting}
-    if row.waiting:
-        document["reveal_url"] = reveal_url
-    return document
 
 
 def prefers_html(accept: str) -> bool:

@@ -13,6 +13,7 @@ from payhook.api.params import path_id
 from payhook.api.responses import listing, page_request, query
 from payhook.api.state import state
 from payhook.db.engine import reading
+from payhook.db.pagination import Page
 from payhook.errors import InvalidRequest
 from payhook.observability import request_id
 from payhook.outbox import operators
@@ -25,7 +26,6 @@ from payhook.schemas import (
     parse,
 )
 from payhook.services import anomalies, api_keys, events, merchants, sessions
-from payhook.services.pagination import Page
 
 
 async def create_merchant(request: Request) -> Response:

@@ -9,12 +9,11 @@ from payhook.api.params import path_id
 from payhook.api.responses import merchant_list, query
 from payhook.api.state import state
 from payhook.db.engine import reading
-from payhook.effects.invoices import to_object
 from payhook.services import invoices
 
 
 async def list_invoices(request: Request) -> Response:
-    return await merchant_list(request, invoices.list_invoices, to_object)
+    return await merchant_list(request, invoices.list_invoices, invoices.to_object)
 
 
 async def get_invoice(request: Request) -> Response:
@@ -23,7 +22,7 @@ async def get_invoice(request: Request) -> Response:
         caller = await auth.merchant(request, conn)
         query(request)
         row = await invoices.get(conn, caller, path_id(request, "in"))
-    return JSONResponse(to_object(row))
+    return JSONResponse(invoices.to_object(row))
 
 
 routes = [

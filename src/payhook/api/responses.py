@@ -11,8 +11,8 @@ from payhook.api import auth
 from payhook.api.params import query_value
 from payhook.api.state import state
 from payhook.db.engine import reading
+from payhook.db.pagination import Page, PageRequest
 from payhook.errors import InvalidRequest
-from payhook.services.pagination import Page, PageRequest
 
 PAGE_PARAMS = frozenset({"limit", "starting_after"})
 

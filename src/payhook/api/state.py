@@ -7,9 +7,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from payhook.config import Settings
+from payhook.crypto import Sealer
 from payhook.ingest import Writer
 from payhook.observability import Metrics
 from payhook.providers import Provider
+from payhook.services.access import AccessLinks
 from payhook.services.api_keys import KeyHasher
 
 
@@ -18,6 +20,8 @@ class AppState:
     settings: Settings
     engine: AsyncEngine
     hasher: KeyHasher
+    sealer: Sealer
+    links: AccessLinks
     metrics: Metrics
     providers: Mapping[str, Provider]
     ingest: Writer

@@ -10,7 +10,6 @@ from payhook.api.body import read_object
 from payhook.api.params import path_id
 from payhook.api.responses import merchant_list, query
 from payhook.api.state import state
-from payhook.crypto import Sealer
 from payhook.db.engine import reading
 from payhook.errors import InvalidRequest
 from payhook.schemas import WebhookEndpointCreate, parse
@@ -25,9 +24,8 @@ async def create_endpoint(request: Request) -> Response:
     body = parse(WebhookEndpointCreate, await read_object(request), mode=caller.mode)
     if not app.settings.allow_private_urls:
         await refuse_non_public(body.url)  # resolves the host: outside any transaction
-    sealer = Sealer(app.settings.require_secret())
     async with app.engine.begin() as conn:
-        created = await webhook_endpoints.create(conn, sealer, caller, body.url)
+        created = await webhook_endpoints.create(conn, app.sealer, caller, body.url)
     return JSONResponse(webhook_endpoints.to_object(created.row, secret=created.secret),
                         status_code=201)
 

@@ -11,7 +11,7 @@ from payhook.config import Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from payhook.services.pagination import Page, PageRequest
+    from payhook.db.pagination import Page, PageRequest
 
 
 @asynccontextmanager
@@ -56,7 +56,7 @@ async def print_page(settings: Settings, args: argparse.Namespace,
 
 
 def page(args: argparse.Namespace) -> "PageRequest":
-    from payhook.services.pagination import PageRequest
+    from payhook.db.pagination import PageRequest
 
     query = {"limit": str(args.limit)} if args.limit is not None else {}
     return PageRequest.from_query({**query, "starting_after": args.starting_after or ""})

@@ -4,22 +4,18 @@ At most one key is ever auto-provisioned per (merchant, mode): the unique partia
 ``api_keys (merchant_id, mode) WHERE provisioned_for IS NOT NULL`` decides every race, and a
 conflict means another session (or another worker) provisioned it first. The raw key is kept
 only sealed until the customer reveals it on the session's access page (a POST, never a GET) —
-once, destroying the sealed copy.
+once, destroying the sealed copy (:func:`payhook.services.access.reveal`).
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
-from payhook.crypto import Sealer, Unsealable
 from payhook.db.statements import insert_ignoring_conflicts, paid_sessions
 from payhook.db.tables import api_keys, checkout_sessions
 from payhook.effects.context import EffectContext
-from payhook.errors import Conflict
 from payhook.ids import new_id
 from payhook.outbox.drain import Outcome
 from payhook.outbox.store import Entry
@@ -53,53 +49,3 @@ async def provision_keys(context: EffectContext, _entries: Sequence[Entry]) -> O
                 **stored_form(context.hasher, raw)))
 
     return Outcome(write)
-
-
-@dataclass(frozen=True)
-class RevealedKey:
-    row: Any
-    secret: str
-
-
-async def provisioned_for(conn: AsyncConnection, session_id: str) -> Any | None:
-    """The key provisioned for this session, if any, with ``waiting``: whether its raw value
-    still waits to be revealed. The sealed value itself is not read here."""
-    waiting = and_(api_keys.c.sealed_secret.is_not(None), api_keys.c.revoked_at.is_(None))
-    return (await conn.execute(
-        select(*(column for column in api_keys.c if column.key != "sealed_secret"),
-               waiting.label("waiting"))
-        .where(api_keys.c.provisioned_for == session_id))).first()
-
-
-async def reveal_once(conn: AsyncConnection, sealer: Sealer, session_id: str) -> RevealedKey:
-    """Take the key provisioned for this session and destroy its sealed copy, once; a
-    :class:`Conflict` when there is none, or it was revealed or revoked already.
-
-    RETURNING gives the row after the update (the secret already gone), so the sealed value is
-    read first and the UPDATE is the compare-and-set: of two concurrent reveals only the one
-    whose UPDATE still finds the secret reveals it (on PostgreSQL the other waits for the row
-    lock, then no longer matches; SQLite has one writer).
-    """
-    found = (await conn.execute(
-        select(api_keys.c.id, api_keys.c.sealed_secret, api_keys.c.revoked_at)
-        .where(api_keys.c.provisioned_for == session_id))).first()
-    if found is None:
-        raise Conflict("no API key was provisioned for this session", code="no_api_key")
-    taken = (await conn.execute(
-        update(api_keys)
-        .where(api_keys.c.id == found.id, api_keys.c.sealed_secret.is_not(None),
-               api_keys.c.revoked_at.is_(None))
-        .values(sealed_secret=None)
-        .returning(*api_keys.c))).first()
-    if taken is None:
-        if found.revoked_at is not None:
-            raise Conflict("this API key was revoked", code="api_key_revoked")
-        raise Conflict("this API key was already revealed: it is shown only once",
-                       code="api_key_already_revealed")
-    try:
-        secret = sealer.open(found.sealed_secret)
-    except Unsealable:  # raised inside the caller's transaction: the sealed copy stays
-        raise Conflict("this API key cannot be opened any more (the service's secret key "
-                       "changed); an operator can issue the merchant a new key",
-                       code="api_key_unavailable") from None
-    return RevealedKey(row=taken, secret=secret)

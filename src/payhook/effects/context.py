@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payhook.config import ConfigError, Settings
 from payhook.crypto import Sealer
-from payhook.effects.access_links import AccessLinks
 from payhook.effects.chain import Chain
-from payhook.effects.email import Mailer
+from payhook.effects.mailer import Mailer
+from payhook.services.access import AccessLinks
 from payhook.services.api_keys import KeyHasher
 
 DEADLINE_SECONDS = 20.0

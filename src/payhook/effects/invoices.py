@@ -1,7 +1,6 @@
 """Exactly one invoice per paid session: the unique ``session_id`` makes a re-run a no-op."""
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -33,18 +32,3 @@ async def create_invoices(_context: EffectContext, _entries: Sequence[Entry]) ->
                           updated_at=now)
 
     return Outcome(write)
-
-
-def to_object(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "object": "invoice",
-        "session_id": row.session_id,
-        "amount": row.amount,
-        "currency": row.currency,
-        "mode": row.mode,
-        "status": "paid",
-        "payment_provider": row.payment_provider,
-        "provider_reference": row.provider_reference,
-        "created_at": clock.iso(row.created_at),
-    }

@@ -22,12 +22,12 @@ from payhook.db.statements import insert_ignoring_conflicts
 from payhook.db.tables import checkout_sessions, deliveries, invoices, outbox_entries
 from payhook.db.tables import webhook_endpoints as endpoints
 from payhook.domain.decisions import ACCESS_LINK, FAILED, INVOICE, PAID
-from payhook.effects import invoices as invoice_effect
 from payhook.effects.context import EffectContext
 from payhook.effects.deliveries import DELIVER
 from payhook.ids import new_id
 from payhook.outbox.drain import BatchWrites, NotReady, Outcome
 from payhook.outbox.store import Entry, new_entry
+from payhook.services import invoices as invoice_service
 from payhook.services import sessions
 
 EVENT_TYPES = (PAID, FAILED)
@@ -66,7 +66,7 @@ async def notify(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
                     "data": {
                         "session": sessions.to_object(session,
                                                       context.settings.public_base_url),
-                        "invoice": invoice_effect.to_object(invoice) if invoice else None,
+                        "invoice": invoice_service.to_object(invoice) if invoice else None,
                         "customer_access": sessions.customer_access(session),
                     },
                 })

@@ -11,11 +11,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
+from payhook.db.pagination import Page, PageRequest, fetch_page
 from payhook.db.tables import outbox_entries as outbox
 from payhook.db.tables import outbox_replays
 from payhook.errors import Conflict, InvalidRequest, NotFound
 from payhook.ids import new_id
-from payhook.services.pagination import Page, PageRequest, fetch_page
 
 STATUSES = ("pending", "running", "done", "dead")
 

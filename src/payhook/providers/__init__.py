@@ -9,13 +9,10 @@ it runs — never a copy taken at import.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from payhook.providers import onecom, stripe, web3
 from payhook.providers.base import ProviderSpec, Verifier, VerifyContext
-
-if TYPE_CHECKING:  # config reads the registry for the secrets it generates
-    from payhook.config import Settings
 
 REGISTRY: tuple[ProviderSpec, ...] = (stripe.PROVIDER, onecom.PROVIDER, web3.PROVIDER)
 
@@ -32,6 +29,18 @@ def get(name: str) -> ProviderSpec:
     raise KeyError(name)
 
 
+class ProviderSettings(Protocol):
+    """What providers read of :class:`payhook.config.Settings` (which reads this registry for
+    the secrets it generates, so providers never import config), besides each provider's
+    ``secrets_setting``."""
+
+    @property
+    def webhook_tolerance_seconds(self) -> int: ...
+
+    @property
+    def fiat_and_crypto_symbols(self) -> frozenset[str]: ...
+
+
 @dataclass(frozen=True)
 class Provider:
     name: str
@@ -39,7 +48,7 @@ class Provider:
     context: VerifyContext
 
 
-def configured(settings: "Settings") -> Mapping[str, Provider]:
+def configured(settings: ProviderSettings) -> Mapping[str, Provider]:
     """Every provider with its secrets; a provider with none refuses every request."""
     return {
         spec.name: Provider(spec.name, spec.verify, VerifyContext(

@@ -7,9 +7,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
+from payhook.db.pagination import Page, PageRequest, fetch_page
 from payhook.db.tables import anomalies
 from payhook.errors import InvalidRequest
-from payhook.services.pagination import Page, PageRequest, fetch_page
 
 # Kinds are open-ended (the worker adds its own), so a filter is checked for shape only: an
 # unknown but well-formed kind simply matches nothing.

@@ -8,10 +8,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock, crypto
+from payhook.db.pagination import Page, PageRequest, fetch_page
 from payhook.db.tables import api_keys, merchants
 from payhook.errors import NotFound, Unauthorized
 from payhook.ids import ALPHABET, new_id
-from payhook.services.pagination import Page, PageRequest, fetch_page
 
 _SECRET_CHARS = 40
 _PREFIX_CHARS = 12

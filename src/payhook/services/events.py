@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock, providers
+from payhook.db.pagination import Page, PageRequest, fetch_page
 from payhook.db.tables import EVENT_OUTCOMES, webhook_events
 from payhook.errors import InvalidRequest, NotFound
-from payhook.services.pagination import Page, PageRequest, fetch_page
 
 LISTED = [column for column in webhook_events.c if column.name != "raw_body"]
 

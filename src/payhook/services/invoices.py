@@ -5,10 +5,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from payhook import clock
+from payhook.db.pagination import Page, PageRequest, fetch_page
 from payhook.db.tables import invoices
 from payhook.errors import NotFound
 from payhook.services.api_keys import Caller
-from payhook.services.pagination import Page, PageRequest, fetch_page
 
 
 async def get(conn: AsyncConnection, caller: Caller, invoice_id: str) -> Any:
@@ -25,3 +26,18 @@ async def list_invoices(conn: AsyncConnection, caller: Caller, page: PageRequest
 
 def _own(caller: Caller) -> list[Any]:
     return [invoices.c.merchant_id == caller.merchant_id, invoices.c.mode == caller.mode]
+
+
+def to_object(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "invoice",
+        "session_id": row.session_id,
+        "amount": row.amount,
+        "currency": row.currency,
+        "mode": row.mode,
+        "status": "paid",
+        "payment_provider": row.payment_provider,
+        "provider_reference": row.provider_reference,
+        "created_at": clock.iso(row.created_at),
+    }

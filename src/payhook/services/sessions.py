@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
+from payhook.db.pagination import Page, PageRequest, fetch_page
 from payhook.db.tables import checkout_sessions as sessions
 from payhook.db.tables import outbox_entries
 from payhook.domain.decisions import FAILED, NOTIFY
@@ -19,7 +20,6 @@ from payhook.ids import new_id
 from payhook.outbox.store import new_entry
 from payhook.schemas import SessionCreate
 from payhook.services.api_keys import Caller
-from payhook.services.pagination import Page, PageRequest, fetch_page
 
 
 async def create(conn: AsyncConnection, merchant_id: str, mode: str, body: SessionCreate) -> Any:

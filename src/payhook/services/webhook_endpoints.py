@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
 from payhook.crypto import Sealer
+from payhook.db.pagination import Page, PageRequest, fetch_page
 from payhook.db.tables import merchants
 from payhook.db.tables import webhook_endpoints as endpoints
 from payhook.errors import InvalidRequest, NotFound
 from payhook.ids import new_id
 from payhook.services.api_keys import Caller
-from payhook.services.pagination import Page, PageRequest, fetch_page
 
 SECRET_BYTES = 32  # Standard Webhooks asks for 24 to 64
 # Endpoints per merchant and mode (deleted ones aside): one event is delivered at most this

@@ -1,6 +1,6 @@
 """The arq worker: ``payhook worker`` (the Procfile's ``worker:`` line) runs it supervised.
 
-arq carries nudges only. One :class:`~payhook.outbox.runner.Pump` per process drains the
+arq carries nudges only. One :class:`~payhook.runtime.pump.Pump` per process drains the
 outbox (on its own 1 s poll, and at once when nudged); a ``drain`` job only wakes it, so however
 many nudges arrive, one drain runs and its in-flight rows stay within the database pool. A
 cron job wakes it too, every 5 s. arq exits when Redis drops (FIELD-NOTES.md), so
@@ -20,8 +20,8 @@ from arq.worker import func
 from payhook.config import Settings, load_settings
 from payhook.db.engine import create_engine
 from payhook.outbox.nudge import DRAIN_JOB
-from payhook.outbox.runner import Pump
 from payhook.runtime import close_pump, start_pump
+from payhook.runtime.pump import Pump
 
 JOB_TIMEOUT_SECONDS = 10  # a job only wakes the pump
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"  # arq's own default, for `arq` without REDIS_URL

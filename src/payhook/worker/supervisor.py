@@ -1,6 +1,6 @@
 """Run the arq worker so that a Redis outage never stops the drain or the process.
 
-* One :class:`~payhook.outbox.runner.Pump` drains from the database on a 1 s poll, whatever
+* One :class:`~payhook.runtime.pump.Pump` drains from the database on a 1 s poll, whatever
   Redis does; arq's nudges make it prompt.
 * arq's ``Worker.main`` raises (and arq's own CLI exits) when Redis drops: here the worker is
   closed and started again, with backoff, until Redis is back.

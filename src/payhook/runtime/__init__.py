@@ -1,4 +1,8 @@
-"""Building the drain from settings: the same objects for the embedded runner and the worker."""
+"""What runs the outbox in a process: the drain built from settings (the same objects for the
+embedded runner and the worker) and its :class:`~payhook.runtime.pump.Pump`, started and closed.
+
+It sits above both the outbox machinery and the effects and services it drives, so that neither
+needs the other's imports."""
 
 from datetime import timedelta
 
@@ -9,7 +13,7 @@ from payhook.effects import HANDLERS, ORDER
 from payhook.effects.context import EffectContext
 from payhook.outbox.drain import Drainer
 from payhook.outbox.retry import RetryPolicy
-from payhook.outbox.runner import Pump
+from payhook.runtime.pump import Pump
 
 
 def build_drainer(settings: Settings, engine: AsyncEngine) -> Drainer:
