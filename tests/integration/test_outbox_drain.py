@@ -9,7 +9,7 @@ from payhook import clock
 from payhook.db.engine import create_engine
 from payhook.db.tables import outbox_entries
 from payhook.outbox import store
-from payhook.outbox.drain import Batched, Drainer, NotReady, Outcome
+from payhook.outbox.drain import Drainer, Handler, NotReady, Outcome, each
 from payhook.outbox.retry import RetryPolicy
 
 
@@ -64,8 +64,8 @@ async def test_concurrent_drainers_run_each_row_once(database_url):
 
     try:
         await add_rows(engine, 120)
-        drainers = [Drainer(engine, {"test.ok": handler}, None, RetryPolicy(0.01), batch_size=7)
-                    for _ in range(4)]
+        drainers = [Drainer(engine, {"test.ok": each(handler)}, None, RetryPolicy(0.01),
+                            batch_size=7) for _ in range(4)]
         await asyncio.gather(*(d.drain() for d in drainers))
         assert sorted(ran) == list(range(120))
         assert {row.status for row in await rows(engine)} == {"done"}
@@ -83,7 +83,7 @@ async def test_failures_back_off_then_die_keeping_every_error(database_url):
         raise ConnectionError(f"merchant down (call {calls})")
 
     policy = RetryPolicy(base_seconds=60)
-    drainer = Drainer(engine, {"test.broken": broken}, None, policy)
+    drainer = Drainer(engine, {"test.broken": each(broken)}, None, policy)
     try:
         await add_rows(engine, 1, "test.broken", max_attempts=3)
         assert await drainer.drain() == 1
@@ -127,7 +127,7 @@ async def test_not_ready_is_retried_soon_without_using_an_attempt(database_url):
 
     try:
         await add_rows(engine, 1, "test.wait", max_attempts=1)
-        await Drainer(engine, {"test.wait": waits_once}, None, RetryPolicy(60)).drain()
+        await Drainer(engine, {"test.wait": each(waits_once)}, None, RetryPolicy(60)).drain()
         [row] = await rows(engine)
         assert (row.status, row.attempts, tries) == ("done", 1, 2)
     finally:
@@ -159,7 +159,7 @@ async def test_rows_of_one_session_run_in_order(database_url):
             await conn.execute(outbox_entries.insert(), [
                 store.new_entry(kind, {"session_id": "cs_1"}, now, 3)
                 for kind in ("c.last", "b.middle", "a.first")])
-        handlers = {"a.first": record, "b.middle": record, "c.last": record}
+        handlers = {"a.first": each(record), "b.middle": each(record), "c.last": each(record)}
         await Drainer(engine, handlers, None, RetryPolicy(1),
                       order=(("a.first",), ("b.middle",), ("c.last",))).drain()
         assert seen == ["a.first", "b.middle", "c.last"]
@@ -189,7 +189,7 @@ async def markers(engine) -> list[int]:
     return sorted(row.payload["n"] for row in await rows(engine) if row.kind == "test.marker")
 
 
-def marking(fail_on: int | None = None, before_writes=None) -> Batched:
+def marking(fail_on: int | None = None, before_writes=None) -> Handler[None]:
     """A batched handler whose writes add one marker row per held row; the row whose n is
     ``fail_on`` makes the writes fail."""
     async def run(_context, entries):
@@ -205,7 +205,7 @@ def marking(fail_on: int | None = None, before_writes=None) -> Batched:
 
         return Outcome(write)
 
-    return Batched(run)
+    return run
 
 
 async def test_a_bad_row_fails_alone_and_the_rest_of_its_batch_commits(database_url):
@@ -256,7 +256,7 @@ async def test_per_row_and_failed_rows_of_a_batch_are_settled_each_on_their_own(
 
     try:
         await add_rows(engine, 6, "test.each")
-        await Drainer(engine, {"test.each": odd_fails}, None, RetryPolicy(60)).drain()
+        await Drainer(engine, {"test.each": each(odd_fails)}, None, RetryPolicy(60)).drain()
         states = {row.payload["n"]: row.status for row in await rows(engine)}
         assert states == {0: "done", 1: "pending", 2: "done", 3: "pending", 4: "done",
                           5: "pending"}
@@ -285,7 +285,7 @@ async def test_a_slow_kind_holds_up_only_its_own_rows(database_url):
             await conn.execute(outbox_entries.insert(), [
                 store.new_entry("test.slow", {"n": n}, earlier, 3) for n in (100, 101)])
         await add_rows(engine, 6, "test.fast")
-        drainer = Drainer(engine, {"test.slow": hangs, "test.fast": quick}, None,
+        drainer = Drainer(engine, {"test.slow": each(hangs), "test.fast": each(quick)}, None,
                           RetryPolicy(60), batch_size=4)
         draining = asyncio.create_task(drainer.drain())
         for _ in range(200):
