@@ -299,3 +299,61 @@ async def test_a_slow_kind_holds_up_only_its_own_rows(database_url):
     finally:
         release.set()
         await engine.dispose()
+
+
+def keeping_failures(before_writes=None, broken: bool = False) -> Handler[None]:
+    """A handler whose rows all fail, each keeping a marker row all the same (as a delivery's
+    failed try keeps its record); ``broken``: those writes fail."""
+    async def run(_context, entries):
+        if before_writes is not None:
+            await before_writes(entries)
+
+        async def write(conn, held):
+            if broken:
+                raise ValueError("the record will not go in")
+            await conn.execute(outbox_entries.insert(), [
+                {**store.new_entry("test.marker", {"n": entry.payload["n"]}, clock.now(), 1),
+                 "status": "done"} for entry in held])
+
+        return Outcome(failed={entry.id: ConnectionError("down") for entry in entries},
+                       failure_writes=write)
+
+    return run
+
+
+async def test_a_failed_row_keeps_its_writes_only_while_its_fence_holds(database_url):
+    engine = create_engine(database_url)
+
+    async def stolen(entries):
+        async with engine.begin() as conn:
+            await conn.execute(
+                outbox_entries.update()
+                .where(outbox_entries.c.id == next(e.id for e in entries
+                                                   if e.payload["n"] == 1))
+                .values(locked_by="another-worker", attempts=outbox_entries.c.attempts + 1))
+
+    try:
+        await add_rows(engine, 3, "test.kept")
+        await Drainer(engine, {"test.kept": keeping_failures(stolen)}, None,
+                      RetryPolicy(60)).drain()
+        assert await markers(engine) == [0, 2]
+        states = {row.payload["n"]: (row.status, row.locked_by, row.last_error)
+                  for row in await rows(engine) if row.kind == "test.kept"}
+        assert states == {0: ("pending", None, "ConnectionError: down"),
+                          1: ("running", "another-worker", None),
+                          2: ("pending", None, "ConnectionError: down")}
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failed_row_whose_kept_writes_fail_is_settled_without_them(database_url):
+    engine = create_engine(database_url)
+    try:
+        await add_rows(engine, 2, "test.kept")
+        await Drainer(engine, {"test.kept": keeping_failures(broken=True)}, None,
+                      RetryPolicy(60)).drain()
+        assert await markers(engine) == []
+        assert {(row.status, row.last_error) for row in await rows(engine)} == {
+            ("pending", "ConnectionError: down")}
+    finally:
+        await engine.dispose()
