@@ -189,6 +189,25 @@ async def markers(engine) -> list[int]:
     return sorted(row.payload["n"] for row in await rows(engine) if row.kind == "test.marker")
 
 
+async def add_markers(conn, held) -> None:
+    await conn.execute(outbox_entries.insert(), [
+        {**store.new_entry("test.marker", {"n": entry.payload["n"]}, clock.now(), 1),
+         "status": "done"} for entry in held])
+
+
+def stealing(engine, n: int):
+    """While the handler works, another worker takes row ``n`` over (its lease ran out)."""
+    async def steal(entries):
+        async with engine.begin() as conn:
+            await conn.execute(
+                outbox_entries.update()
+                .where(outbox_entries.c.id == next(e.id for e in entries
+                                                   if e.payload["n"] == n))
+                .values(locked_by="another-worker", attempts=outbox_entries.c.attempts + 1))
+
+    return steal
+
+
 def marking(fail_on: int | None = None, before_writes=None) -> Handler[None]:
     """A batched handler whose writes add one marker row per held row; the row whose n is
     ``fail_on`` makes the writes fail."""
@@ -199,9 +218,7 @@ def marking(fail_on: int | None = None, before_writes=None) -> Handler[None]:
         async def write(conn, held):
             if any(entry.payload["n"] == fail_on for entry in held):
                 raise ValueError(f"row {fail_on} is bad")
-            await conn.execute(outbox_entries.insert(), [
-                {**store.new_entry("test.marker", {"n": entry.payload["n"]}, clock.now(), 1),
-                 "status": "done"} for entry in held])
+            await add_markers(conn, held)
 
         return Outcome(write)
 
@@ -224,19 +241,9 @@ async def test_a_bad_row_fails_alone_and_the_rest_of_its_batch_commits(database_
 
 async def test_a_row_whose_lease_was_lost_commits_neither_effect_nor_done(database_url):
     engine = create_engine(database_url)
-
-    async def stolen(entries):
-        # While the handler works, another worker takes row 2 over (its lease ran out).
-        async with engine.begin() as conn:
-            await conn.execute(
-                outbox_entries.update()
-                .where(outbox_entries.c.id == next(e.id for e in entries
-                                                   if e.payload["n"] == 2))
-                .values(locked_by="another-worker", attempts=outbox_entries.c.attempts + 1))
-
     try:
         await add_rows(engine, 4, "test.batch")
-        await Drainer(engine, {"test.batch": marking(before_writes=stolen)}, None,
+        await Drainer(engine, {"test.batch": marking(before_writes=stealing(engine, 2))}, None,
                       RetryPolicy(60)).drain()
         assert await markers(engine) == [0, 1, 3]
         [taken] = [row for row in await rows(engine)
@@ -311,9 +318,7 @@ def keeping_failures(before_writes=None, broken: bool = False) -> Handler[None]:
         async def write(conn, held):
             if broken:
                 raise ValueError("the record will not go in")
-            await conn.execute(outbox_entries.insert(), [
-                {**store.new_entry("test.marker", {"n": entry.payload["n"]}, clock.now(), 1),
-                 "status": "done"} for entry in held])
+            await add_markers(conn, held)
 
         return Outcome(failed={entry.id: ConnectionError("down") for entry in entries},
                        failure_writes=write)
@@ -323,18 +328,9 @@ def keeping_failures(before_writes=None, broken: bool = False) -> Handler[None]:
 
 async def test_a_failed_row_keeps_its_writes_only_while_its_fence_holds(database_url):
     engine = create_engine(database_url)
-
-    async def stolen(entries):
-        async with engine.begin() as conn:
-            await conn.execute(
-                outbox_entries.update()
-                .where(outbox_entries.c.id == next(e.id for e in entries
-                                                   if e.payload["n"] == 1))
-                .values(locked_by="another-worker", attempts=outbox_entries.c.attempts + 1))
-
     try:
         await add_rows(engine, 3, "test.kept")
-        await Drainer(engine, {"test.kept": keeping_failures(stolen)}, None,
+        await Drainer(engine, {"test.kept": keeping_failures(stealing(engine, 1))}, None,
                       RetryPolicy(60)).drain()
         assert await markers(engine) == [0, 2]
         states = {row.payload["n"]: (row.status, row.locked_by, row.last_error)
