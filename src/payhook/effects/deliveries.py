@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -65,11 +66,7 @@ async def send(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
             "delivery_id": target.id, "endpoint_id": target.endpoint_id,
             "status_code": attempt.status_code, "duration_ms": attempt.duration_ms})
     settled = settle(planned, attempts)
-
-    async def write(conn: AsyncConnection, held: Sequence[Entry]) -> None:
-        await _write(conn, [settled.records[entry.id] for entry in held
-                            if entry.id in settled.records])
-
+    write = partial(_write, settled.records)
     return Outcome(writes=write, failed=settled.failed, failure_writes=write)
 
 
@@ -206,25 +203,14 @@ def _describe(error: BaseException) -> str:
     return describe(error)  # a merchant's URL may carry its own credentials
 
 
-async def _write(conn: AsyncConnection, records: Sequence[Record]) -> None:
-    """Each try's row, its delivery's count and new status; an untried delivery ended; an
+async def _write(settled: Mapping[str, Record], conn: AsyncConnection,
+                 held: Sequence[Entry]) -> None:
+    """What the held rows settled: their tries recorded; an untried delivery ended; an
     endpoint that answered 410 Gone disabled."""
-    if not records:
-        return
+    records = [settled[entry.id] for entry in held if entry.id in settled]
     now = clock.now()
-    tried = [(record, record.attempt) for record in records if record.attempt is not None]
-    if tried:
-        await conn.execute(delivery_attempts.insert(), [
-            {"id": new_id("da"), "delivery_id": record.delivery_id, "attempted_at": now,
-             "status_code": attempt.status_code, "duration_ms": attempt.duration_ms,
-             "response_snippet": attempt.snippet, "error": attempt.error}
-            for record, attempt in tried])
-    # A try counts, and may end its delivery: one statement per new status.
-    for status, changes in ((None, {}), (FAILED, {"status": FAILED}),
-                            (DELIVERED, {"status": DELIVERED, "delivered_at": now})):
-        await update_each(conn, deliveries, [{"id": record.delivery_id} for record, _ in tried
-                                             if record.status == status],
-                          attempts=deliveries.c.attempts + 1, **changes)
+    await _record(conn, [(record, record.attempt) for record in records
+                         if record.attempt is not None], now)
     if untried := [record.delivery_id for record in records if record.attempt is None]:
         await conn.execute(update(deliveries).where(deliveries.c.id.in_(untried),
                                                     deliveries.c.status == "pending")
@@ -232,6 +218,23 @@ async def _write(conn: AsyncConnection, records: Sequence[Record]) -> None:
     for record in records:
         if record.gone is not None:
             await _disable(conn, record.gone, record.delivery_id, now)
+
+
+async def _record(conn: AsyncConnection, tried: Sequence[tuple[Record, Attempt]],
+                  now: datetime) -> None:
+    """Each try's row, and its delivery's count and new status (one UPDATE per status)."""
+    if not tried:
+        return
+    await conn.execute(delivery_attempts.insert(), [
+        {"id": new_id("da"), "delivery_id": record.delivery_id, "attempted_at": now,
+         "status_code": attempt.status_code, "duration_ms": attempt.duration_ms,
+         "response_snippet": attempt.snippet, "error": attempt.error}
+        for record, attempt in tried])
+    for status, changes in ((None, {}), (FAILED, {"status": FAILED}),
+                            (DELIVERED, {"status": DELIVERED, "delivered_at": now})):
+        await update_each(conn, deliveries, [{"id": record.delivery_id} for record, _ in tried
+                                             if record.status == status],
+                          attempts=deliveries.c.attempts + 1, **changes)
 
 
 async def _disable(conn: AsyncConnection, endpoint_id: str, delivery_id: str,
