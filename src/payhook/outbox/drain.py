@@ -55,7 +55,8 @@ Handler = Callable[[C, Sequence[Entry]], Awaitable[Outcome]]
 
 def each(handle: Callable[[C, Entry], Awaitable[Writes | None]]) -> Handler[C]:
     """A handler of one row at a time as a batch handler: its rows side by side, each failing
-    alone, the writes of those that succeed together."""
+    alone, the writes of those that succeed together (the drain's handler timeout bounds the
+    batch, as for every handler)."""
 
     async def handle_all(context: C, entries: Sequence[Entry]) -> Outcome:
         results = await asyncio.gather(*(handle(context, entry) for entry in entries),
