@@ -12,7 +12,7 @@ from payhook.config import Settings
 from payhook.db.tables import outbox_entries
 from payhook.effects import HANDLERS, ORDER
 from payhook.effects.context import EffectContext
-from payhook.outbox.drain import Batched, Drainer, Handler
+from payhook.outbox.drain import Drainer, Handler
 from payhook.outbox.retry import RetryPolicy
 from payhook.services import api_keys
 from tests import signing
@@ -46,13 +46,14 @@ async def paid_session(client, merchant) -> str:
     return session_id
 
 
-def handlers(**overrides: Handler | Batched) -> dict[str, Handler | Batched]:
+def handlers(**overrides: Handler[EffectContext]) -> dict[str, Handler[EffectContext]]:
     """The real registry, with a test's own handlers in place of some."""
     return {**HANDLERS, **overrides}
 
 
 def drainer(settings: Settings, engine, policy: RetryPolicy | None = None,
-            registry: dict[str, Handler | Batched] | None = None) -> Drainer:
+            registry: dict[str, Handler[EffectContext]] | None = None
+            ) -> Drainer[EffectContext]:
     return Drainer(engine, registry or handlers(), EffectContext.build(settings, engine),
                    policy or RetryPolicy(0.01), order=ORDER)
 
@@ -64,7 +65,7 @@ async def make_due(engine) -> None:
                            .values(next_attempt_at=clock.now()))
 
 
-async def drain_until(drain: Drainer, done: Callable[[], Awaitable[bool]],
+async def drain_until(drain: Drainer[EffectContext], done: Callable[[], Awaitable[bool]],
                       timeout: float = 20.0) -> None:
     """Drain until ``done()``, making backed-off rows due between rounds."""
     deadline = time.monotonic() + timeout

@@ -316,7 +316,7 @@ async def test_a_failed_session_notifies_checkout_session_failed(client, app, me
 
 async def test_the_paid_event_waits_for_its_link_and_fails_when_the_link_is_dead(
         client, app, merchant, server):
-    async def broken(_context, _entry):
+    async def broken(_context, _entries):
         raise RuntimeError("link service down")
 
     await endpoint_for(client, merchant, server)
@@ -340,7 +340,7 @@ async def test_the_paid_event_waits_for_its_link_and_fails_when_the_link_is_dead
 
 
 async def test_a_deleted_endpoint_is_skipped(client, app, merchant, server, drain):
-    async def hold(_context, _entry):
+    async def hold(_context, _entries):
         raise NotReady("held until the endpoint is deleted", retry_in=60)
 
     endpoint_id = await endpoint_for(client, merchant, server)
@@ -389,7 +389,7 @@ async def test_one_broken_endpoint_fails_its_own_delivery_alone(client, app, mer
     await flows.paid_session(client, merchant)
     await flows.paid_session(client, other_merchant)
 
-    async def hold(_context, _entry):
+    async def hold(_context, _entries):
         raise NotReady("held until both deliveries are due", retry_in=60)
 
     state = app.state.payhook

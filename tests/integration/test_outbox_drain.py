@@ -9,7 +9,7 @@ from payhook import clock
 from payhook.db.engine import create_engine
 from payhook.db.tables import outbox_entries
 from payhook.outbox import store
-from payhook.outbox.drain import Batched, Drainer, NotReady, Outcome
+from payhook.outbox.drain import Drainer, Handler, NotReady, Outcome, each
 from payhook.outbox.retry import RetryPolicy
 
 
@@ -64,8 +64,8 @@ async def test_concurrent_drainers_run_each_row_once(database_url):
 
     try:
         await add_rows(engine, 120)
-        drainers = [Drainer(engine, {"test.ok": handler}, None, RetryPolicy(0.01), batch_size=7)
-                    for _ in range(4)]
+        drainers = [Drainer(engine, {"test.ok": each(handler)}, None, RetryPolicy(0.01),
+                            batch_size=7) for _ in range(4)]
         await asyncio.gather(*(d.drain() for d in drainers))
         assert sorted(ran) == list(range(120))
         assert {row.status for row in await rows(engine)} == {"done"}
@@ -83,7 +83,7 @@ async def test_failures_back_off_then_die_keeping_every_error(database_url):
         raise ConnectionError(f"merchant down (call {calls})")
 
     policy = RetryPolicy(base_seconds=60)
-    drainer = Drainer(engine, {"test.broken": broken}, None, policy)
+    drainer = Drainer(engine, {"test.broken": each(broken)}, None, policy)
     try:
         await add_rows(engine, 1, "test.broken", max_attempts=3)
         assert await drainer.drain() == 1
@@ -127,7 +127,7 @@ async def test_not_ready_is_retried_soon_without_using_an_attempt(database_url):
 
     try:
         await add_rows(engine, 1, "test.wait", max_attempts=1)
-        await Drainer(engine, {"test.wait": waits_once}, None, RetryPolicy(60)).drain()
+        await Drainer(engine, {"test.wait": each(waits_once)}, None, RetryPolicy(60)).drain()
         [row] = await rows(engine)
         assert (row.status, row.attempts, tries) == ("done", 1, 2)
     finally:
@@ -159,7 +159,7 @@ async def test_rows_of_one_session_run_in_order(database_url):
             await conn.execute(outbox_entries.insert(), [
                 store.new_entry(kind, {"session_id": "cs_1"}, now, 3)
                 for kind in ("c.last", "b.middle", "a.first")])
-        handlers = {"a.first": record, "b.middle": record, "c.last": record}
+        handlers = {"a.first": each(record), "b.middle": each(record), "c.last": each(record)}
         await Drainer(engine, handlers, None, RetryPolicy(1),
                       order=(("a.first",), ("b.middle",), ("c.last",))).drain()
         assert seen == ["a.first", "b.middle", "c.last"]
@@ -189,7 +189,26 @@ async def markers(engine) -> list[int]:
     return sorted(row.payload["n"] for row in await rows(engine) if row.kind == "test.marker")
 
 
-def marking(fail_on: int | None = None, before_writes=None) -> Batched:
+async def add_markers(conn, held) -> None:
+    await conn.execute(outbox_entries.insert(), [
+        {**store.new_entry("test.marker", {"n": entry.payload["n"]}, clock.now(), 1),
+         "status": "done"} for entry in held])
+
+
+def stealing(engine, n: int):
+    """While the handler works, another worker takes row ``n`` over (its lease ran out)."""
+    async def steal(entries):
+        async with engine.begin() as conn:
+            await conn.execute(
+                outbox_entries.update()
+                .where(outbox_entries.c.id == next(e.id for e in entries
+                                                   if e.payload["n"] == n))
+                .values(locked_by="another-worker", attempts=outbox_entries.c.attempts + 1))
+
+    return steal
+
+
+def marking(fail_on: int | None = None, before_writes=None) -> Handler[None]:
     """A batched handler whose writes add one marker row per held row; the row whose n is
     ``fail_on`` makes the writes fail."""
     async def run(_context, entries):
@@ -199,13 +218,11 @@ def marking(fail_on: int | None = None, before_writes=None) -> Batched:
         async def write(conn, held):
             if any(entry.payload["n"] == fail_on for entry in held):
                 raise ValueError(f"row {fail_on} is bad")
-            await conn.execute(outbox_entries.insert(), [
-                {**store.new_entry("test.marker", {"n": entry.payload["n"]}, clock.now(), 1),
-                 "status": "done"} for entry in held])
+            await add_markers(conn, held)
 
         return Outcome(write)
 
-    return Batched(run)
+    return run
 
 
 async def test_a_bad_row_fails_alone_and_the_rest_of_its_batch_commits(database_url):
@@ -224,19 +241,9 @@ async def test_a_bad_row_fails_alone_and_the_rest_of_its_batch_commits(database_
 
 async def test_a_row_whose_lease_was_lost_commits_neither_effect_nor_done(database_url):
     engine = create_engine(database_url)
-
-    async def stolen(entries):
-        # While the handler works, another worker takes row 2 over (its lease ran out).
-        async with engine.begin() as conn:
-            await conn.execute(
-                outbox_entries.update()
-                .where(outbox_entries.c.id == next(e.id for e in entries
-                                                   if e.payload["n"] == 2))
-                .values(locked_by="another-worker", attempts=outbox_entries.c.attempts + 1))
-
     try:
         await add_rows(engine, 4, "test.batch")
-        await Drainer(engine, {"test.batch": marking(before_writes=stolen)}, None,
+        await Drainer(engine, {"test.batch": marking(before_writes=stealing(engine, 2))}, None,
                       RetryPolicy(60)).drain()
         assert await markers(engine) == [0, 1, 3]
         [taken] = [row for row in await rows(engine)
@@ -256,7 +263,7 @@ async def test_per_row_and_failed_rows_of_a_batch_are_settled_each_on_their_own(
 
     try:
         await add_rows(engine, 6, "test.each")
-        await Drainer(engine, {"test.each": odd_fails}, None, RetryPolicy(60)).drain()
+        await Drainer(engine, {"test.each": each(odd_fails)}, None, RetryPolicy(60)).drain()
         states = {row.payload["n"]: row.status for row in await rows(engine)}
         assert states == {0: "done", 1: "pending", 2: "done", 3: "pending", 4: "done",
                           5: "pending"}
@@ -285,7 +292,7 @@ async def test_a_slow_kind_holds_up_only_its_own_rows(database_url):
             await conn.execute(outbox_entries.insert(), [
                 store.new_entry("test.slow", {"n": n}, earlier, 3) for n in (100, 101)])
         await add_rows(engine, 6, "test.fast")
-        drainer = Drainer(engine, {"test.slow": hangs, "test.fast": quick}, None,
+        drainer = Drainer(engine, {"test.slow": each(hangs), "test.fast": each(quick)}, None,
                           RetryPolicy(60), batch_size=4)
         draining = asyncio.create_task(drainer.drain())
         for _ in range(200):
@@ -298,4 +305,51 @@ async def test_a_slow_kind_holds_up_only_its_own_rows(database_url):
         assert {row.status for row in await rows(engine)} == {"done"}
     finally:
         release.set()
+        await engine.dispose()
+
+
+def keeping_failures(before_writes=None, broken: bool = False) -> Handler[None]:
+    """A handler whose rows all fail, each keeping a marker row all the same (as a delivery's
+    failed try keeps its record); ``broken``: those writes fail."""
+    async def run(_context, entries):
+        if before_writes is not None:
+            await before_writes(entries)
+
+        async def write(conn, held):
+            if broken:
+                raise ValueError("the record will not go in")
+            await add_markers(conn, held)
+
+        return Outcome(failed={entry.id: ConnectionError("down") for entry in entries},
+                       failure_writes=write)
+
+    return run
+
+
+async def test_a_failed_row_keeps_its_writes_only_while_its_fence_holds(database_url):
+    engine = create_engine(database_url)
+    try:
+        await add_rows(engine, 3, "test.kept")
+        await Drainer(engine, {"test.kept": keeping_failures(stealing(engine, 1))}, None,
+                      RetryPolicy(60)).drain()
+        assert await markers(engine) == [0, 2]
+        states = {row.payload["n"]: (row.status, row.locked_by, row.last_error)
+                  for row in await rows(engine) if row.kind == "test.kept"}
+        assert states == {0: ("pending", None, "ConnectionError: down"),
+                          1: ("running", "another-worker", None),
+                          2: ("pending", None, "ConnectionError: down")}
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failed_row_whose_kept_writes_fail_is_settled_without_them(database_url):
+    engine = create_engine(database_url)
+    try:
+        await add_rows(engine, 2, "test.kept")
+        await Drainer(engine, {"test.kept": keeping_failures(broken=True)}, None,
+                      RetryPolicy(60)).drain()
+        assert await markers(engine) == []
+        assert {(row.status, row.last_error) for row in await rows(engine)} == {
+            ("pending", "ConnectionError: down")}
+    finally:
         await engine.dispose()

@@ -4,8 +4,9 @@ Every try leaves a ``delivery_attempts`` row (status code, duration, a snippet o
 the error). 2xx delivers. 410 Gone disables the endpoint and ends the delivery. Anything else —
 another status, a redirect (never followed), a timeout, an unreachable or non-public address,
 and any other error of this one try (a URL httpx cannot use, a secret that will not open) —
-fails the attempt alone: its record is committed on its own, then the outbox retries the row with
-backoff, dead after the last attempt. Unless private URLs are allowed, the host is resolved and
+fails the attempt alone: its record is committed with the row's retry (with backoff, dead after
+the last attempt). Which try leads where is decided by :mod:`payhook.effects.delivery_plan`;
+this module reads, POSTs and writes. Unless private URLs are allowed, the host is resolved and
 checked at every try, and the request goes to one of the checked addresses (with the original
 Host header and TLS server name), so DNS cannot swap in an internal address after the check.
 """
@@ -14,15 +15,16 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 
 import httpx
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from standardwebhooks.webhooks import Webhook
 
 from payhook import __version__, clock, net
@@ -31,8 +33,9 @@ from payhook.db.statements import update_each
 from payhook.db.tables import deliveries, delivery_attempts
 from payhook.db.tables import webhook_endpoints as endpoints
 from payhook.effects.context import EffectContext
+from payhook.effects.delivery_plan import DELIVERED, FAILED, Attempt, Record, Target, plan, settle
 from payhook.ids import new_id
-from payhook.outbox.drain import Outcome, RetryLater, Writes
+from payhook.outbox.drain import Outcome
 from payhook.outbox.store import Entry
 from payhook.redaction import describe, redact
 
@@ -42,24 +45,6 @@ DELIVER = "delivery.send"
 SNIPPET_CHARS = 500
 READ_LIMIT_BYTES = 4096  # of an answer: enough for the snippet, never the whole of a huge body
 # ``scheme://user:password@`` in an error's text: what precedes the ``@`` is not kept.
-
-
-class DeliveryFailed(RetryLater):
-    """This try did not deliver; the outbox retries with backoff, and no sooner than the
-    endpoint's ``Retry-After`` (on 429 or 503) asked."""
-
-
-@dataclass(frozen=True)
-class Attempt:
-    status_code: int | None
-    duration_ms: int
-    snippet: str | None = None
-    error: str | None = None
-    retry_after: float | None = None  # seconds, from a 429's or 503's Retry-After
-
-    @property
-    def delivered(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
 
 
 @dataclass(frozen=True)
@@ -72,62 +57,31 @@ class Route:
 
 
 async def send(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
-    """Every claimed delivery tried side by side; the delivered ones recorded together."""
-    ids = {entry.id: entry.payload["delivery_id"] for entry in entries}
-    async with reading(context.engine) as conn:
-        targets = {row.id: row for row in await conn.execute(
-            select(deliveries, endpoints.c.url, endpoints.c.sealed_secret,
-                   endpoints.c.status.label("endpoint_status"))
-            .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
-            .where(deliveries.c.id.in_(set(ids.values()))))}
-    outcome = Outcome()
-    tries: list[tuple[Entry, Any]] = []
-    others: dict[str, Writes] = {}  # the rarer endings, each its own writes
-    for entry in entries:
-        target = targets.get(ids[entry.id])
-        if target is None:
-            outcome.failed[entry.id] = LookupError(f"no delivery {ids[entry.id]}")
-        elif target.status == "delivered":
-            continue
-        elif target.endpoint_status != "enabled":  # disabled or deleted: nothing to send
-            others[entry.id] = _ended(target.id)
-        else:
-            tries.append((entry, target))
-    attempts = await asyncio.gather(*(_try(context, target) for _, target in tries))
-    delivered: dict[str, tuple[str, Attempt]] = {}
-    retried: list[tuple[str, Attempt]] = []
-    given_up: list[tuple[str, Attempt]] = []  # failed on the row's last attempt
-    for (entry, target), attempt in zip(tries, attempts, strict=True):
+    """Every claimed delivery tried side by side; each row's record written with its settle:
+    the delivered and ended ones together, a failed try with its row's retry."""
+    planned = plan(entries, await _targets(context.engine, entries))
+    attempts = await asyncio.gather(*(_try(context, target) for _, target in planned.tries))
+    for (_, target), attempt in zip(planned.tries, attempts, strict=True):
         log.info("delivery attempt", extra={
             "delivery_id": target.id, "endpoint_id": target.endpoint_id,
             "status_code": attempt.status_code, "duration_ms": attempt.duration_ms})
-        if attempt.delivered:
-            delivered[entry.id] = (target.id, attempt)
-        elif attempt.status_code == 410:
-            others[entry.id] = _gone(target.id, target.endpoint_id, attempt)
-        else:
-            last = entry.attempts >= entry.max_attempts
-            (given_up if last else retried).append((target.id, attempt))
-            outcome.failed[entry.id] = DeliveryFailed(
-                attempt.error or f"endpoint answered {attempt.status_code}",
-                retry_in=attempt.retry_after)
-    if retried or given_up:
-        async with context.engine.begin() as conn:  # kept even though these tries fail
-            await _record(conn, retried)
-            await _record(conn, given_up, status="failed")
-
-    async def write(conn: AsyncConnection, held: Sequence[Entry]) -> None:
-        await _record(conn, [delivered[entry.id] for entry in held if entry.id in delivered],
-                      status="delivered", delivered_at=clock.now())
-        for entry in held:
-            if entry.id in others:
-                await others[entry.id](conn)
-
-    outcome.writes = write
-    return outcome
+    settled = settle(planned, attempts)
+    write = partial(_write, settled.records)
+    return Outcome(writes=write, failed=settled.failed, failure_writes=write)
 
 
-async def _try(context: EffectContext, target: Any) -> Attempt:
+async def _targets(engine: AsyncEngine, entries: Sequence[Entry]) -> Mapping[str, Target]:
+    """The rows' deliveries with their endpoints, by delivery id."""
+    async with reading(engine) as conn:
+        return {row.id: Target(**row._mapping) for row in await conn.execute(
+            select(deliveries.c.id, deliveries.c.endpoint_id, deliveries.c.event_id,
+                   deliveries.c.body, deliveries.c.status, endpoints.c.url,
+                   endpoints.c.sealed_secret, endpoints.c.status.label("endpoint_status"))
+            .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
+            .where(deliveries.c.id.in_({entry.payload["delivery_id"] for entry in entries})))}
+
+
+async def _try(context: EffectContext, target: Target) -> Attempt:
     """One try: its turn at the merchant's origin, then the signed POST, all within one
     deadline, so that a batch never outlives the drain's handler timeout because one origin is
     slow (a try that found no turn in time fails alone and is retried with backoff). Signed and
@@ -249,39 +203,44 @@ def _describe(error: BaseException) -> str:
     return describe(error)  # a merchant's URL may carry its own credentials
 
 
-async def _record(conn: AsyncConnection, tried: Sequence[tuple[str, Attempt]],
-                  **delivery: Any) -> None:
-    """Each attempt's row, and its delivery's count (and new status, if any)."""
+async def _write(settled: Mapping[str, Record], conn: AsyncConnection,
+                 held: Sequence[Entry]) -> None:
+    """What the held rows settled: their tries recorded; an untried delivery ended; an
+    endpoint that answered 410 Gone disabled."""
+    records = [settled[entry.id] for entry in held if entry.id in settled]
+    now = clock.now()
+    await _record(conn, [(record, record.attempt) for record in records
+                         if record.attempt is not None], now)
+    if untried := [record.delivery_id for record in records if record.attempt is None]:
+        await conn.execute(update(deliveries).where(deliveries.c.id.in_(untried),
+                                                    deliveries.c.status == "pending")
+                           .values(status=FAILED))
+    for record in records:
+        if record.gone is not None:
+            await _disable(conn, record.gone, record.delivery_id, now)
+
+
+async def _record(conn: AsyncConnection, tried: Sequence[tuple[Record, Attempt]],
+                  now: datetime) -> None:
+    """Each try's row, and its delivery's count and new status (one UPDATE per status)."""
     if not tried:
         return
-    now = clock.now()
     await conn.execute(delivery_attempts.insert(), [
-        {"id": new_id("da"), "delivery_id": delivery_id, "attempted_at": now,
+        {"id": new_id("da"), "delivery_id": record.delivery_id, "attempted_at": now,
          "status_code": attempt.status_code, "duration_ms": attempt.duration_ms,
          "response_snippet": attempt.snippet, "error": attempt.error}
-        for delivery_id, attempt in tried])
-    await update_each(conn, deliveries, [{"id": delivery_id} for delivery_id, _ in tried],
-                      attempts=deliveries.c.attempts + 1, **delivery)
+        for record, attempt in tried])
+    for status, changes in ((None, {}), (FAILED, {"status": FAILED}),
+                            (DELIVERED, {"status": DELIVERED, "delivered_at": now})):
+        await update_each(conn, deliveries, [{"id": record.delivery_id} for record, _ in tried
+                                             if record.status == status],
+                          attempts=deliveries.c.attempts + 1, **changes)
 
 
-def _gone(delivery_id: str, endpoint_id: str, attempt: Attempt) -> Writes:
-    async def write(conn: AsyncConnection) -> None:
-        await _record(conn, [(delivery_id, attempt)], status="failed")
-        now = clock.now()
-        await conn.execute(
-            update(endpoints).where(endpoints.c.id == endpoint_id,
-                                    endpoints.c.status == "enabled")
-            .values(status="disabled", updated_at=now,
-                    disabled_reason=f"answered 410 Gone to delivery {delivery_id} at "
-                                    f"{clock.iso(now)}"))
-
-    return write
-
-
-def _ended(delivery_id: str) -> Writes:
-    async def write(conn: AsyncConnection) -> None:
-        await conn.execute(update(deliveries).where(deliveries.c.id == delivery_id,
-                                                    deliveries.c.status == "pending")
-                           .values(status="failed"))
-
-    return write
+async def _disable(conn: AsyncConnection, endpoint_id: str, delivery_id: str,
+                   now: datetime) -> None:
+    await conn.execute(
+        update(endpoints).where(endpoints.c.id == endpoint_id, endpoints.c.status == "enabled")
+        .values(status="disabled", updated_at=now,
+                disabled_reason=f"answered 410 Gone to delivery {delivery_id} at "
+                                f"{clock.iso(now)}"))

@@ -1,17 +1,14 @@
 """Claim → run → settle, the one drain both runners use — a claimed batch at a time.
 
-A handler gets claimed rows and may read and do network I/O (never inside a transaction); it
-answers with the writes that record its effects, and which rows failed and why. The drain runs
-those writes and the fenced ``done`` of the rows that succeeded in ONE transaction, the writes
-only for the rows whose fence still holds: a worker that lost a row's lease commits neither its
-effect nor its ``done``. A failed row goes back to pending with backoff, or dead after its last
-attempt. Should the shared transaction fail, each row is settled on its own, so one bad row
-costs only itself.
-
-Two shapes of handler fill the registry: a plain :data:`Handler` runs per row (the drain runs
-its rows side by side and commits their writes together); a :class:`Batched` one takes all the
-claimed rows of its kind at once and writes them set-based, a few statements for the lot.
-"""
+A handler (one shape, :data:`Handler`) gets the claimed rows of its kind at once and may read and
+do network I/O (never inside a transaction); it answers with an :class:`Outcome`: the writes
+that record its effects, set-based, and which rows failed and why. The drain runs those writes
+and the fenced ``done`` of the rows that succeeded in ONE transaction, the writes only for the
+rows whose fence still holds: a worker that lost a row's lease commits neither its effect nor
+its ``done``. A failed row goes back to pending with backoff, or dead after its last attempt,
+with what it keeps all the same (a delivery's failed try) in that settle's transaction, fenced
+alike. Should the shared transaction fail, each row is settled on its own, so one bad row costs
+only itself. A handler of one row at a time joins the registry through :func:`each`."""
 
 import asyncio
 import logging
@@ -21,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -33,26 +30,56 @@ from payhook.redaction import describe
 
 log = logging.getLogger("payhook.outbox")
 
-Writes = Callable[[AsyncConnection], Awaitable[None]]
-Handler = Callable[[Any, Entry], Awaitable[Writes | None]]
-# The writes of a batch, given the rows whose fence held (a subset of those that succeeded).
+C = TypeVar("C")  # what every handler of a drain is given: its context
+
+# The writes of a batch, given the rows whose fence held.
 BatchWrites = Callable[[AsyncConnection, Sequence[Entry]], Awaitable[None]]
+# The writes of one row (see :func:`each`).
+Writes = Callable[[AsyncConnection], Awaitable[None]]
 
 
 @dataclass
 class Outcome:
-    """What a batch handler did: ``failed`` maps a row's id to its error (``NotReady`` to
-    postpone it); every other row succeeded, and ``writes`` records their effects."""
+    """What a handler did: ``failed`` maps a row's id to its error (``NotReady`` to postpone
+    it); every other row succeeded, and ``writes`` records their effects. ``failure_writes``,
+    if any, records what a failed row keeps all the same, committed with its failure settle."""
 
     writes: BatchWrites | None = None
     failed: dict[str, BaseException] = field(default_factory=dict)
+    failure_writes: BatchWrites | None = None
 
 
-@dataclass(frozen=True)
-class Batched:
-    """A registry entry that handles all the claimed rows of its kind at once."""
+# A registry entry: the context and the claimed rows of one kind in, what it did out.
+Handler = Callable[[C, Sequence[Entry]], Awaitable[Outcome]]
 
-    run: Callable[[Any, Sequence[Entry]], Awaitable[Outcome]]
+
+def each(handle: Callable[[C, Entry], Awaitable[Writes | None]]) -> Handler[C]:
+    """A handler of one row at a time as a batch handler: its rows side by side, each failing
+    alone, the writes of those that succeed together (the drain's handler timeout bounds the
+    batch, as for every handler)."""
+
+    async def handle_all(context: C, entries: Sequence[Entry]) -> Outcome:
+        results = await asyncio.gather(*(handle(context, entry) for entry in entries),
+                                       return_exceptions=True)
+        writes: dict[str, Writes] = {}
+        outcome = Outcome()
+        for entry, result in zip(entries, results, strict=True):
+            if isinstance(result, Exception):
+                outcome.failed[entry.id] = result
+            elif isinstance(result, BaseException):
+                raise result  # cancelled: the rows stay leased and run again after the lease
+            elif result is not None:
+                writes[entry.id] = result
+
+        async def write(conn: AsyncConnection, held: Sequence[Entry]) -> None:
+            for entry in held:
+                if entry.id in writes:
+                    await writes[entry.id](conn)
+
+        outcome.writes = write
+        return outcome
+
+    return handle_all
 
 
 class NotReady(Exception):
@@ -83,10 +110,10 @@ def worker_name() -> str:
 
 
 @dataclass
-class Drainer:
+class Drainer(Generic[C]):
     engine: AsyncEngine
-    handlers: Mapping[str, Handler | Batched]
-    context: Any
+    handlers: Mapping[str, Handler[C]]
+    context: C
     policy: RetryPolicy
     # Stages of one session's rows: kinds in one stage run side by side, a stage after the one
     # before it (the notification after the invoice and the link it carries).
@@ -171,39 +198,14 @@ class Drainer:
             await self._finish(succeeded, outcome.writes)
         for entry in entries:
             if entry.id in outcome.failed:
-                await self._settle_failure(entry, outcome.failed[entry.id])
+                await self._settle_failure(entry, outcome.failed[entry.id],
+                                           outcome.failure_writes)
 
     async def _handle(self, kind: str, entries: Sequence[Entry]) -> Outcome:
         handler = self.handlers.get(kind)
         if handler is None:
             raise LookupError(f"no handler for outbox kind {kind!r}")
-        if isinstance(handler, Batched):
-            return await asyncio.wait_for(handler.run(self.context, entries),
-                                          self.handler_timeout)
-        return await self._each(handler, entries)
-
-    async def _each(self, handler: Handler, entries: Sequence[Entry]) -> Outcome:
-        """A per-row handler over a batch: its rows side by side, their writes together."""
-        results = await asyncio.gather(
-            *(asyncio.wait_for(handler(self.context, entry), self.handler_timeout)
-              for entry in entries), return_exceptions=True)
-        writes: dict[str, Writes] = {}
-        outcome = Outcome()
-        for entry, result in zip(entries, results, strict=True):
-            if isinstance(result, Exception):
-                outcome.failed[entry.id] = result
-            elif isinstance(result, BaseException):
-                raise result  # cancelled: the rows stay leased and run again after the lease
-            elif result is not None:
-                writes[entry.id] = result
-
-        async def write(conn: AsyncConnection, held: Sequence[Entry]) -> None:
-            for entry in held:
-                if entry.id in writes:
-                    await writes[entry.id](conn)
-
-        outcome.writes = write
-        return outcome
+        return await asyncio.wait_for(handler(self.context, entries), self.handler_timeout)
 
     async def _finish(self, entries: Sequence[Entry], writes: BatchWrites | None) -> None:
         """The fenced ``done`` of these rows and the writes of those whose fence held, in one
@@ -223,20 +225,34 @@ class Drainer:
         for lost in {entry.id for entry in entries} - {entry.id for entry in held}:
             log.warning("lease lost; another worker owns the row", extra={"outbox_id": lost})
 
-    async def _settle_failure(self, entry: Entry, error: BaseException) -> None:
+    async def _settle_failure(self, entry: Entry, error: BaseException,
+                              writes: BatchWrites | None = None) -> None:
+        """The row back to pending (or dead, or postponed) and, if its fence held, the
+        ``writes`` it keeps, in one transaction; should those fail, the row is settled
+        without them rather than left running until its lease runs out."""
+        try:
+            async with self.engine.begin() as conn:
+                if await self._fail(conn, entry, error) and writes is not None:
+                    await writes(conn, [entry])
+        except Exception:
+            if writes is None:
+                raise
+            log.exception("settling a failed row with its writes failed; settling it alone",
+                          extra={"outbox_id": entry.id})
+            await self._settle_failure(entry, error)
+
+    async def _fail(self, conn: AsyncConnection, entry: Entry, error: BaseException) -> bool:
+        """Settle a failed row; whether its fence held."""
         now = clock.now()
-        async with self.engine.begin() as conn:
-            if isinstance(error, NotReady):
-                await store.postpone(conn, entry, now + timedelta(seconds=error.retry_in), now,
-                                     str(error) if error.shown else None)
-                return
-            message = describe(error)  # kept on the row, shown by the admin API: no credentials
-            next_attempt = self.policy.next_attempt(entry.attempts, entry.max_attempts, now)
-            if isinstance(error, RetryLater) and error.retry_in and next_attempt is not None:
-                asked = now + timedelta(seconds=min(error.retry_in,
-                                                    MAX_RETRY_IN.total_seconds()))
-                next_attempt = max(next_attempt, asked)
-            log.warning("outbox entry failed", extra={
-                "outbox_id": entry.id, "kind": entry.kind, "attempt": entry.attempts,
-                "dead": next_attempt is None, "error": message[:300]})
-            await store.settle_failed(conn, entry, message, next_attempt, now)
+        if isinstance(error, NotReady):
+            return await store.postpone(conn, entry, now + timedelta(seconds=error.retry_in),
+                                        now, str(error) if error.shown else None)
+        message = describe(error)  # kept on the row, shown by the admin API: no credentials
+        next_attempt = self.policy.next_attempt(entry.attempts, entry.max_attempts, now)
+        if isinstance(error, RetryLater) and error.retry_in and next_attempt is not None:
+            asked = now + timedelta(seconds=min(error.retry_in, MAX_RETRY_IN.total_seconds()))
+            next_attempt = max(next_attempt, asked)
+        log.warning("outbox entry failed", extra={
+            "outbox_id": entry.id, "kind": entry.kind, "attempt": entry.attempts,
+            "dead": next_attempt is None, "error": message[:300]})
+        return await store.settle_failed(conn, entry, message, next_attempt, now)

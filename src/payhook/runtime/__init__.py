@@ -16,7 +16,7 @@ from payhook.outbox.retry import RetryPolicy
 from payhook.runtime.pump import Pump
 
 
-def build_drainer(settings: Settings, engine: AsyncEngine) -> Drainer:
+def build_drainer(settings: Settings, engine: AsyncEngine) -> Drainer[EffectContext]:
     context = EffectContext.build(settings, engine)
     lease = settings.outbox_lease_seconds
     return Drainer(engine, HANDLERS, context, RetryPolicy(settings.outbox_backoff_seconds),
@@ -24,7 +24,8 @@ def build_drainer(settings: Settings, engine: AsyncEngine) -> Drainer:
                    handler_timeout=lease / 2)  # a handler never outlives its lease
 
 
-async def start_pump(settings: Settings, engine: AsyncEngine, poll_seconds: float = 1.0) -> Pump:
+async def start_pump(settings: Settings, engine: AsyncEngine,
+                     poll_seconds: float = 1.0) -> Pump[EffectContext]:
     """The drain's pump, started; a configured Ethereum node is checked first (logged only: a
     wrong or unreachable node never stops the rest of the work)."""
     pump = Pump(build_drainer(settings, engine), settings.outbox_max_attempts,
@@ -41,8 +42,6 @@ async def check_web3_node(context: EffectContext) -> None:
         await check_node(context)
 
 
-async def close_pump(pump: Pump) -> None:
+async def close_pump(pump: Pump[EffectContext]) -> None:
     await pump.stop()
-    context = pump.drainer.context
-    if isinstance(context, EffectContext):
-        await context.close()
+    await pump.drainer.context.close()

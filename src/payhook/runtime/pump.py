@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Generic
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payhook import clock
 from payhook.outbox import store
-from payhook.outbox.drain import Drainer
+from payhook.outbox.drain import C, Drainer
 from payhook.services.expiry import expire_due
 
 log = logging.getLogger("payhook.outbox")
@@ -32,8 +33,8 @@ async def sweep(engine: AsyncEngine, max_attempts: int) -> int:
     return expired
 
 
-class Pump:
-    def __init__(self, drainer: Drainer, max_attempts: int, poll_seconds: float = 1.0,
+class Pump(Generic[C]):
+    def __init__(self, drainer: Drainer[C], max_attempts: int, poll_seconds: float = 1.0,
                  sweep_seconds: float = 5.0):
         self.drainer = drainer
         self.max_attempts = max_attempts

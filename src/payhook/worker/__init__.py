@@ -19,6 +19,7 @@ from arq.worker import func
 
 from payhook.config import Settings, load_settings
 from payhook.db.engine import create_engine
+from payhook.effects.context import EffectContext
 from payhook.outbox.nudge import DRAIN_JOB
 from payhook.runtime import close_pump, start_pump
 from payhook.runtime.pump import Pump
@@ -29,7 +30,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"  # arq's own default, for `arq` wit
 
 async def drain(ctx: dict[str, Any]) -> None:
     """A nudge: something was committed."""
-    pump: Pump = ctx["pump"]
+    pump: Pump[EffectContext] = ctx["pump"]
     pump.nudge()
 
 
@@ -44,7 +45,7 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     if ctx.get("owns_resources"):
-        pump: Pump = ctx["pump"]
+        pump: Pump[EffectContext] = ctx["pump"]
         await close_pump(pump)
         await pump.drainer.engine.dispose()
 
