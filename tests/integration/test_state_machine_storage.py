@@ -15,8 +15,8 @@ from payhook.db.engine import create_engine
 from payhook.db.tables import checkout_sessions, merchants
 from payhook.domain.events import Intent, ProviderEvent
 from payhook.domain.sessions import TERMINAL, Status, can_move
-from payhook.ingest import PortableWriter
-from payhook.ingest_pg import PostgresWriter
+from payhook.ingest.portable import PortableWriter
+from payhook.ingest.postgres import PostgresWriter
 from tests.conftest import _admin, _with_database
 
 EVENTS = st.lists(st.tuples(

@@ -1,6 +1,7 @@
 """PostgreSQL's fast path for :mod:`payhook.ingest`: two round trips over raw asyncpg.
 
-1. read the session; 2. one data-modifying statement that applies the decided transition as a
+1. read the session; 2. one data-modifying statement that applies the decided move (rendered
+from :func:`payhook.db.sessions.postgres_move`) as a
 compare-and-set, inserts the raw event (``ON CONFLICT DO NOTHING``), and — only if the event row
 was inserted — the outbox rows (``ON CONFLICT DO NOTHING`` too: a dedup key already at work is
 not queued twice) and anomalies. The statement is its own transaction: all or nothing.
@@ -15,61 +16,101 @@ its copy disagrees with the original.
 """
 
 import json
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from enum import Enum
+from functools import cache
 from typing import Any
 
 import asyncpg
+from sqlalchemy import Table
 
 from payhook import clock
+from payhook.db.engine import RAW_INGEST_CONNECTIONS
 from payhook.db.outages import is_connection_lost
+from payhook.db.sessions import MOVE_FIELDS, postgres_move
+from payhook.db.statements import postgres_type
+from payhook.db.tables import anomalies, outbox_entries
 from payhook.domain.decisions import Decision, decide
 from payhook.domain.events import ProviderEvent
 from payhook.domain.sessions import sources
 from payhook.ids import new_id
-from payhook.ingest import MAX_DECISIONS, IngestRaceError, rows_for, session_view
+from payhook.ingest import (
+    MAX_DECISIONS,
+    SESSION_COLUMNS,
+    IngestRaceError,
+    move_fields,
+    rows_for,
+    session_view,
+)
+from payhook.outbox.store import new_entries
 
-READ_SESSION = """
-SELECT status, amount, currency, mode, expires_at, provider_reference
-FROM checkout_sessions WHERE id = $1
-"""
+READ_SESSION = f"SELECT {', '.join(SESSION_COLUMNS)} FROM checkout_sessions WHERE id = $1"
 
-RECORD = """
+# This event id is stored (committed before the statement began, or by it).
+KNOWN = "EXISTS (SELECT 1 FROM webhook_events WHERE provider = :provider AND event_id = :event_id)"
+
+
+@cache
+def record_statement() -> tuple[str, tuple[str, ...]]:
+    """The one data-modifying statement, with ``$n`` parameters, and the names they stand for.
+    Its move is :mod:`payhook.db.sessions`'s; its outbox and anomaly rows are inserted with the
+    columns their builders give them (one array parameter per column)."""
+    move = postgres_move(lambda name: f":move_{name}",
+                         f"id = :session_id AND :move_to::text IS NOT NULL AND NOT {KNOWN}")
+    return _numbered(f"""
 WITH moved AS (
-    UPDATE checkout_sessions SET
-        status = $7::text,
-        updated_at = $9,
-        payment_provider = $2,
-        paid_at = CASE WHEN $7::text = 'paid' THEN $9 ELSE paid_at END,
-        provider_reference = CASE WHEN $7::text = 'paid' THEN $11 ELSE provider_reference END,
-        failure_reason = COALESCE($12::text, failure_reason)
-    WHERE id = $5 AND $7::text IS NOT NULL AND status = ANY($8::text[])
-      AND NOT EXISTS (SELECT 1 FROM webhook_events WHERE provider = $2 AND event_id = $3)
-    RETURNING id
+    {move}
 ), stored AS (
     INSERT INTO webhook_events
         (id, provider, event_id, type, session_id, outcome, raw_body, headers, created_at)
-    SELECT $1, $2, $3, $4, $5, $6, $10, $13::jsonb, $9
-    WHERE $7::text IS NULL OR EXISTS (SELECT 1 FROM moved)
+    SELECT :event_row_id, :provider, :event_id, :type, :session_id, :outcome, :raw,
+           :headers::jsonb, :move_now
+    WHERE :move_to::text IS NULL OR EXISTS (SELECT 1 FROM moved)
     ON CONFLICT (provider, event_id) DO NOTHING
     RETURNING id
 ), queued AS (
-    INSERT INTO outbox_entries (id, kind, payload, dedup_key, status, attempts, max_attempts,
-                                next_attempt_at, errors, created_at, updated_at)
-    SELECT o.id, o.kind, o.payload::jsonb, o.dedup_key, 'pending', 0, $14, $9, '[]'::jsonb,
-           $9, $9
-    FROM unnest($15::text[], $16::text[], $17::text[], $21::text[])
-        AS o(id, kind, payload, dedup_key)
+    {_insert_unnested(outbox_entries, _outbox_columns(), "outbox")}
     WHERE EXISTS (SELECT 1 FROM stored)
     ON CONFLICT DO NOTHING  -- the dedup key's partial unique index: that work is under way
 ), flagged AS (
-    INSERT INTO anomalies (id, kind, session_id, event_id, provider, details, created_at)
-    SELECT a.id, a.kind, $5, $1, $2, a.details::jsonb, $9
-    FROM unnest($18::text[], $19::text[], $20::text[]) AS a(id, kind, details)
+    {_insert_unnested(anomalies, _anomaly_columns(), "anomaly")}
     WHERE EXISTS (SELECT 1 FROM stored)
 )
 SELECT EXISTS (SELECT 1 FROM stored) AS stored, EXISTS (SELECT 1 FROM moved) AS moved,
-       EXISTS (SELECT 1 FROM webhook_events WHERE provider = $2 AND event_id = $3) AS known
-"""
+       {KNOWN} AS known
+""")
+
+
+@cache
+def _outbox_columns() -> tuple[str, ...]:
+    """The columns :func:`payhook.outbox.store.new_entries` fills (any row of it shows them)."""
+    return tuple(new_entries([("", {})], clock.now(), 0)[0])
+
+
+def _anomaly_columns() -> tuple[str, ...]:
+    return tuple(column.name for column in anomalies.c)
+
+
+def _insert_unnested(table: Table, columns: Sequence[str], prefix: str) -> str:
+    """``INSERT … SELECT`` of rows given as one array parameter per column."""
+    arrays = ", ".join(f":{prefix}_{name}::{postgres_type(table.c[name])}[]" for name in columns)
+    names = ", ".join(columns)
+    return (f"INSERT INTO {table.name} ({names})\n    SELECT {names}\n"
+            f"    FROM unnest({arrays}) AS r({names})")
+
+
+def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``:name`` parameters (not ``::type`` casts) as asyncpg's ``$n``, and the names in order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match[1] not in names:
+            names.append(match[1])
+        return f"${names.index(match[1]) + 1}"
+
+    return re.sub(r"(?<![:\w]):(\w+)", number, sql), tuple(names)
 
 
 def dsn(database_url: str) -> str:
@@ -96,7 +137,7 @@ class PostgresWriter:
 
     @classmethod
     async def connect(cls, database_url: str, max_attempts: int, crypto: frozenset[str],
-                      size: int = 20) -> "PostgresWriter":
+                      size: int = RAW_INGEST_CONNECTIONS) -> "PostgresWriter":
         # min_size=0: start even while the database is down (requests then answer 503).
         pool = await asyncpg.create_pool(dsn(database_url), min_size=0, max_size=size,
                                          connection_class=_Connection)
@@ -136,20 +177,34 @@ class PostgresWriter:
     async def _write(self, conn: asyncpg.Connection, event: ProviderEvent, decision: Decision,
                      now: datetime) -> tuple[bool, bool, bool]:
         event_row_id = new_id("ev")
-        rows = rows_for(event, event_row_id, decision, now, self.max_attempts)
-        target = decision.target
-        result = await conn.fetchrow(
-            RECORD,
-            event_row_id, event.provider, event.event_id, event.type, event.session_id,
-            decision.outcome, target.value if target else None,
-            [state.value for state in sources(target)] if target else [],
-            now, event.raw, event.reference,
-            decision.failure_reason.value if decision.failure_reason else None,
-            _json(event.headers), self.max_attempts,
-            [entry["id"] for entry in rows.outbox], [entry["kind"] for entry in rows.outbox],
-            [_json(entry["payload"]) for entry in rows.outbox],
-            [note["id"] for note in rows.anomalies], [note["kind"] for note in rows.anomalies],
-            [_json(note["details"]) for note in rows.anomalies],
-            [entry["dedup_key"] for entry in rows.outbox],
-        )
+        rows = rows_for(event, event_row_id, decision, now)
+        fields = move_fields(event, decision, now) if decision.target else {}
+        values = {
+            "event_row_id": event_row_id, "provider": event.provider,
+            "event_id": event.event_id, "type": event.type, "session_id": event.session_id,
+            "outcome": decision.outcome, "raw": event.raw, "headers": _json(event.headers),
+            "move_to": decision.target, "move_now": now,
+            "move_sources": list(sources(decision.target)) if decision.target else [],
+            **{f"move_{name}": fields.get(name) for name in MOVE_FIELDS},
+            **_arrays("outbox", _outbox_columns(),
+                      new_entries(rows.work, now, self.max_attempts)),
+            **_arrays("anomaly", _anomaly_columns(), rows.anomalies),
+        }
+        statement, names = record_statement()
+        result = await conn.fetchrow(statement, *(_plain(values[name]) for name in names))
         return bool(result["stored"]), bool(result["moved"]), bool(result["known"])
+
+
+def _arrays(prefix: str, columns: Sequence[str],
+            rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Rows as one list per column (JSON documents as text), named as the statement names them."""
+    return {f"{prefix}_{name}": [_json(row[name]) if isinstance(row[name], (dict, list))
+                                 else row[name] for row in rows]
+            for name in columns}
+
+
+def _plain(value: Any) -> Any:
+    """What asyncpg encodes: a status or reason as its text, lists item by item."""
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value.value if isinstance(value, Enum) else value
