@@ -7,19 +7,41 @@ expiry and the on-chain payment; PostgreSQL's one-statement writer renders its `
 :func:`postgres_move`, so the two spell one move.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, update
+from sqlalchemy import Update, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from payhook import clock
 from payhook.db.statements import postgres_type
 from payhook.db.tables import checkout_sessions as sessions
+from payhook.domain.decisions import SessionView
 from payhook.domain.sessions import Status, sources
 
 # What a move may set beside status and updated_at.
 MOVE_FIELDS = ("payment_provider", "paid_at", "provider_reference", "failure_reason")
+# What a decision reads of the session before a move.
+VIEW_COLUMNS: Sequence[str] = ("status", "amount", "currency", "mode", "expires_at",
+                               "provider_reference")
+
+
+async def view(conn: AsyncConnection, session_id: str, *, lock: bool = False
+               ) -> SessionView | None:
+    """The session as a decision sees it; ``lock`` holds its row (PostgreSQL) until the move."""
+    query = select(*(sessions.c[name] for name in VIEW_COLUMNS)).where(sessions.c.id == session_id)
+    row = (await conn.execute(query.with_for_update() if lock else query)).first()
+    return session_view(row._mapping if row else None)
+
+
+def session_view(row: Mapping[Any, Any] | None) -> SessionView | None:
+    if row is None:
+        return None
+    return SessionView(status=Status(row["status"]), amount=int(row["amount"]),
+                       currency=row["currency"], mode=row["mode"],
+                       expires_at=clock.as_utc(row["expires_at"]),
+                       provider_reference=row["provider_reference"])
 
 
 def moving(to: Status, now: datetime, *where: Any, **fields: Any) -> Update:

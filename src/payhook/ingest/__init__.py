@@ -10,27 +10,21 @@ alone, 2,740 against 570 webhooks/s at 16 concurrent). tests/integration/test_in
 plays the same events through both and compares what they stored.
 """
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from payhook import clock
 from payhook.config import Settings
 from payhook.db.engine import CONNECTION_BUDGET, RAW_INGEST_CONNECTIONS, create_engine
-from payhook.domain.decisions import Decision, SessionView
+from payhook.domain.decisions import Decision
 from payhook.domain.events import ProviderEvent
 from payhook.domain.sessions import Status
 from payhook.errors import StorageUnavailable
 from payhook.ids import new_id
 
 MAX_DECISIONS = 5  # a compare-and-set lost to a concurrent event is decided again
-
-# What a decision reads of the session.
-SESSION_COLUMNS: Sequence[str] = ("status", "amount", "currency", "mode", "expires_at",
-                                  "provider_reference")
 
 
 class IngestRaceError(StorageUnavailable):
@@ -78,15 +72,6 @@ def move_fields(event: ProviderEvent, decision: Decision, now: datetime) -> dict
     if decision.failure_reason is not None:
         fields["failure_reason"] = decision.failure_reason
     return fields
-
-
-def session_view(row: Mapping[Any, Any] | None) -> SessionView | None:
-    if row is None:
-        return None
-    return SessionView(status=Status(row["status"]), amount=int(row["amount"]),
-                       currency=row["currency"], mode=row["mode"],
-                       expires_at=clock.as_utc(row["expires_at"]),
-                       provider_reference=row["provider_reference"])
 
 
 async def open_storage(settings: Settings) -> tuple[AsyncEngine, Writer]:

@@ -3,24 +3,17 @@ SQLite ``BEGIN IMMEDIATE`` makes it serial)."""
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from payhook import clock
-from payhook.db.sessions import move
+from payhook.db.sessions import move, view
 from payhook.db.statements import insert_ignoring_conflicts
-from payhook.db.tables import anomalies, checkout_sessions, webhook_events
+from payhook.db.tables import anomalies, webhook_events
 from payhook.domain.decisions import Decision, decide
 from payhook.domain.events import ProviderEvent
 from payhook.ids import new_id
-from payhook.ingest import (
-    MAX_DECISIONS,
-    SESSION_COLUMNS,
-    IngestRaceError,
-    move_fields,
-    rows_for,
-    session_view,
-)
+from payhook.ingest import MAX_DECISIONS, IngestRaceError, move_fields, rows_for
 from payhook.outbox.store import enqueue
 
 
@@ -59,13 +52,8 @@ class PortableWriter:
     async def _decide_and_move(self, conn: AsyncConnection, event: ProviderEvent,
                                now: datetime) -> Decision:
         for _ in range(MAX_DECISIONS):
-            row = None
-            if event.session_id is not None:
-                row = (await conn.execute(
-                    select(*(checkout_sessions.c[name] for name in SESSION_COLUMNS))
-                    .where(checkout_sessions.c.id == event.session_id))).first()
-            decision = decide(event, session_view(row._mapping if row else None), now,
-                              self.crypto)
+            session = None if event.session_id is None else await view(conn, event.session_id)
+            decision = decide(event, session, now, self.crypto)
             if decision.target is None:
                 return decision
             assert event.session_id is not None  # a decision to move names its session

@@ -29,24 +29,17 @@ from sqlalchemy import Table
 from payhook import clock
 from payhook.db.engine import RAW_INGEST_CONNECTIONS
 from payhook.db.outages import is_connection_lost
-from payhook.db.sessions import MOVE_FIELDS, postgres_move
+from payhook.db.sessions import MOVE_FIELDS, VIEW_COLUMNS, postgres_move, session_view
 from payhook.db.statements import postgres_type
 from payhook.db.tables import anomalies, outbox_entries
 from payhook.domain.decisions import Decision, decide
 from payhook.domain.events import ProviderEvent
 from payhook.domain.sessions import sources
 from payhook.ids import new_id
-from payhook.ingest import (
-    MAX_DECISIONS,
-    SESSION_COLUMNS,
-    IngestRaceError,
-    move_fields,
-    rows_for,
-    session_view,
-)
+from payhook.ingest import MAX_DECISIONS, IngestRaceError, move_fields, rows_for
 from payhook.outbox.store import new_entries
 
-READ_SESSION = f"SELECT {', '.join(SESSION_COLUMNS)} FROM checkout_sessions WHERE id = $1"
+READ_SESSION = f"SELECT {', '.join(VIEW_COLUMNS)} FROM checkout_sessions WHERE id = $1"
 
 # This event id is stored (committed before the statement began, or by it).
 KNOWN = "EXISTS (SELECT 1 FROM webhook_events WHERE provider = :provider AND event_id = :event_id)"
