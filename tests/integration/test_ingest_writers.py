@@ -9,7 +9,7 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -38,6 +38,19 @@ CASE = st.fixed_dictionaries({
     "status": st.sampled_from(["created", "pending", "paid", "failed"]),
     "events": st.lists(EVENT, min_size=1, max_size=8),
 })
+
+
+
+def pay(number, **changes):
+    return {"intent": Intent.PAY, "amount": AMOUNT, "currency": "usd", "mode": "test",
+            "reference": "pi_a", "number": number, "target": "session", **changes}
+
+
+# Every outcome and anomaly at least once, whatever hypothesis draws.
+EVERY_OUTCOME = {"currency": "usd", "expired": False, "status": "created", "events": [
+    pay(0, amount=5), pay(1, currency="eur"), pay(2, mode="live"), pay(3, intent=Intent.IGNORE),
+    pay(4, target="unknown"), pay(5), pay(6, reference="pi_b"), pay(5)]}
+LATE = {"currency": "usd", "expired": True, "status": "pending", "events": [pay(0)]}
 
 
 async def play(engine, writer, case) -> dict:
@@ -94,6 +107,8 @@ def test_both_writers_store_the_same(pg_admin_url, pg_template):
         @settings(max_examples=200, deadline=None,
                   suppress_health_check=[HealthCheck.function_scoped_fixture])
         @given(CASE)
+        @example(EVERY_OUTCOME)
+        @example(LATE)
         def check(case):
             seen = {label: loop.run_until_complete(play(engine, writer, case))
                     for label, writer in (("portable", portable), ("postgres", postgres))}
