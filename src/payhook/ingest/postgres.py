@@ -37,7 +37,7 @@ from payhook.domain.events import ProviderEvent
 from payhook.domain.sessions import sources
 from payhook.ids import new_id
 from payhook.ingest import MAX_DECISIONS, IngestRaceError, move_fields, rows_for
-from payhook.outbox.store import new_entries
+from payhook.outbox.store import entry_defaults, new_entries
 
 READ_SESSION = f"SELECT {', '.join(VIEW_COLUMNS)} FROM checkout_sessions WHERE id = $1"
 
@@ -48,8 +48,9 @@ KNOWN = "EXISTS (SELECT 1 FROM webhook_events WHERE provider = :provider AND eve
 @cache
 def record_statement() -> tuple[str, tuple[str, ...]]:
     """The one data-modifying statement, with ``$n`` parameters, and the names they stand for.
-    Its move is :mod:`payhook.db.sessions`'s; its outbox and anomaly rows are inserted with the
-    columns their builders give them (one array parameter per column)."""
+    Its move is :mod:`payhook.db.sessions`'s; its outbox rows are inserted with the columns
+    :func:`payhook.outbox.store.new_entry` fills (its defaults one parameter each, the rest one
+    array each), its anomalies with the anomaly table's columns."""
     move = postgres_move(lambda name: f":move_{name}",
                          f"id = :session_id AND :move_to::text IS NOT NULL AND NOT {KNOWN}")
     return _numbered(f"""
@@ -64,7 +65,7 @@ WITH moved AS (
     ON CONFLICT (provider, event_id) DO NOTHING
     RETURNING id
 ), queued AS (
-    {_insert_unnested(outbox_entries, _outbox_columns(), "outbox")}
+    {_insert_unnested(outbox_entries, _outbox_columns(), "outbox", _outbox_defaults())}
     WHERE EXISTS (SELECT 1 FROM stored)
     ON CONFLICT DO NOTHING  -- the dedup key's partial unique index: that work is under way
 ), flagged AS (
@@ -77,21 +78,30 @@ SELECT EXISTS (SELECT 1 FROM stored) AS stored, EXISTS (SELECT 1 FROM moved) AS 
 
 
 @cache
+def _outbox_defaults() -> tuple[str, ...]:
+    return tuple(entry_defaults(clock.now(), 0))
+
+
+@cache
 def _outbox_columns() -> tuple[str, ...]:
-    """The columns :func:`payhook.outbox.store.new_entries` fills (any row of it shows them)."""
-    return tuple(new_entries([("", {})], clock.now(), 0)[0])
+    """The columns of a row of :func:`payhook.outbox.store.new_entries` that differ by row."""
+    return tuple(name for name in new_entries([("", {})], clock.now(), 0)[0]
+                 if name not in _outbox_defaults())
 
 
 def _anomaly_columns() -> tuple[str, ...]:
     return tuple(column.name for column in anomalies.c)
 
 
-def _insert_unnested(table: Table, columns: Sequence[str], prefix: str) -> str:
-    """``INSERT … SELECT`` of rows given as one array parameter per column."""
+def _insert_unnested(table: Table, columns: Sequence[str], prefix: str,
+                     shared: Sequence[str] = ()) -> str:
+    """``INSERT … SELECT`` of rows given as one array parameter per column, and one parameter
+    per column of ``shared`` (the same in every row)."""
     arrays = ", ".join(f":{prefix}_{name}::{postgres_type(table.c[name])}[]" for name in columns)
+    alike = "".join(f", :{prefix}_{name}::{postgres_type(table.c[name])}" for name in shared)
     names = ", ".join(columns)
-    return (f"INSERT INTO {table.name} ({names})\n    SELECT {names}\n"
-            f"    FROM unnest({arrays}) AS r({names})")
+    return (f"INSERT INTO {table.name} ({names}{''.join(f', {name}' for name in shared)})\n"
+            f"    SELECT {names}{alike}\n    FROM unnest({arrays}) AS r({names})")
 
 
 def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
@@ -171,33 +181,40 @@ class PostgresWriter:
                      now: datetime) -> tuple[bool, bool, bool]:
         event_row_id = new_id("ev")
         rows = rows_for(event, event_row_id, decision, now)
-        fields = move_fields(event, decision, now) if decision.target else {}
+        target = decision.target
+        fields = move_fields(event, decision, now) if target else {}
         values = {
             "event_row_id": event_row_id, "provider": event.provider,
             "event_id": event.event_id, "type": event.type, "session_id": event.session_id,
             "outcome": decision.outcome, "raw": event.raw, "headers": _json(event.headers),
-            "move_to": decision.target, "move_now": now,
-            "move_sources": list(sources(decision.target)) if decision.target else [],
-            **{f"move_{name}": fields.get(name) for name in MOVE_FIELDS},
-            **_arrays("outbox", _outbox_columns(),
+            "move_to": _text(target), "move_now": now,
+            "move_sources": [state.value for state in sources(target)] if target else [],
+            **{f"move_{name}": _text(fields.get(name)) for name in MOVE_FIELDS},
+            **_arrays("outbox", outbox_entries, _outbox_columns(),
                       new_entries(rows.work, now, self.max_attempts)),
-            **_arrays("anomaly", _anomaly_columns(), rows.anomalies),
+            **{f"outbox_{name}": _json(value) if name in _json_columns(outbox_entries) else value
+               for name, value in entry_defaults(now, self.max_attempts).items()},
+            **_arrays("anomaly", anomalies, _anomaly_columns(), rows.anomalies),
         }
         statement, names = record_statement()
-        result = await conn.fetchrow(statement, *(_plain(values[name]) for name in names))
+        result = await conn.fetchrow(statement, *(values[name] for name in names))
         return bool(result["stored"]), bool(result["moved"]), bool(result["known"])
 
 
-def _arrays(prefix: str, columns: Sequence[str],
+def _arrays(prefix: str, table: Table, columns: Sequence[str],
             rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
     """Rows as one list per column (JSON documents as text), named as the statement names them."""
-    return {f"{prefix}_{name}": [_json(row[name]) if isinstance(row[name], (dict, list))
-                                 else row[name] for row in rows]
+    documents = _json_columns(table)
+    return {f"{prefix}_{name}": [_json(row[name]) for row in rows] if name in documents
+            else [row[name] for row in rows]
             for name in columns}
 
 
-def _plain(value: Any) -> Any:
-    """What asyncpg encodes: a status or reason as its text, lists item by item."""
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
+@cache
+def _json_columns(table: Table) -> frozenset[str]:
+    return frozenset(column.name for column in table.c if postgres_type(column) == "jsonb")
+
+
+def _text(value: Any) -> Any:
+    """A status or reason as the text asyncpg encodes; any other value as it is."""
     return value.value if isinstance(value, Enum) else value

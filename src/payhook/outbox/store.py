@@ -50,7 +50,12 @@ def new_entry(kind: str, payload: dict[str, Any], now: datetime, max_attempts: i
     """The values of a fresh pending row, due now; of the rows sharing a ``dedup_key``, at
     most one is unfinished (insert them ignoring conflicts)."""
     return {"id": new_id("ob"), "kind": kind, "payload": payload, "dedup_key": dedup_key,
-            "status": "pending", "attempts": 0, "max_attempts": max_attempts,
+            **entry_defaults(now, max_attempts)}
+
+
+def entry_defaults(now: datetime, max_attempts: int) -> dict[str, Any]:
+    """What every fresh row has alike: pending, due now, no attempt made yet."""
+    return {"status": "pending", "attempts": 0, "max_attempts": max_attempts,
             "next_attempt_at": now, "errors": [], "created_at": now, "updated_at": now}
 
 
