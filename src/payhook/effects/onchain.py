@@ -218,24 +218,29 @@ def _paid(check: Check, session: Session, mined: MinedTransaction, verdict: Verd
             if owner != check.session_id:
                 await _note(conn, check, onchain.REUSED, {"paid_session": owner})
             return
-        # The session as it is now, held until the move: paid otherwise, failed or expired
-        # meanwhile, the payment is noted by the rules of every provider's (the claim stays:
-        # the money came for this session, an operator settles it).
-        session_now = await sessions.view(conn, check.session_id, lock=True)
-        assert session_now is not None  # read before the check; sessions are never deleted
-        decision = payment(session_now, check.tx_hash, now)
-        for note in decision.anomalies:
-            await _note(conn, check, note.kind, {**note.details, "received": verdict.received})
-        if decision.target is None:
-            return
-        if not await sessions.move(conn, check.session_id, decision.target, now=now,
-                                   payment_provider=PROVIDER, provider_reference=check.tx_hash,
-                                   paid_at=now):
-            raise RuntimeError(f"{check.session_id} changed under its lock")
-        await enqueue(conn, [(kind, {"session_id": check.session_id, "event": check.event_id,
-                                     **extra}) for kind, extra in decision.outbox],
-                      now, max_attempts)
-        if verdict.anomaly is not None:  # overpaid: paid all the same
-            await _note(conn, check, verdict.anomaly, verdict.details)
+        await _pay(conn, check, verdict, now, max_attempts)
 
     return write
+
+
+async def _pay(conn: AsyncConnection, check: Check, verdict: Verdict, now: datetime,
+               max_attempts: int) -> None:
+    """Pay the session by the rules of every provider's payment, on its row as it is now (held
+    until the move). Paid otherwise, failed or expired meanwhile: an anomaly, and the claim
+    stays (the money came for this session; an operator settles it)."""
+    session = await sessions.view(conn, check.session_id, lock=True)
+    assert session is not None  # read before the check; sessions are never deleted
+    decision = payment(session, check.tx_hash, now)
+    for note in decision.anomalies:
+        await _note(conn, check, note.kind, {**note.details, "received": verdict.received})
+    if decision.target is None:
+        return
+    if not await sessions.move(conn, check.session_id, decision.target, now=now,
+                               payment_provider=PROVIDER, provider_reference=check.tx_hash,
+                               paid_at=now):
+        raise RuntimeError(f"{check.session_id} changed under its lock")
+    await enqueue(conn, [(kind, {"session_id": check.session_id, "event": check.event_id,
+                                 **extra}) for kind, extra in decision.outbox],
+                  now, max_attempts)
+    if verdict.anomaly is not None:  # overpaid: paid all the same
+        await _note(conn, check, verdict.anomaly, verdict.details)
