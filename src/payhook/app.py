@@ -5,7 +5,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
@@ -16,9 +15,7 @@ from payhook.api.middleware import Observe
 from payhook.api.state import AppState
 from payhook.config import Settings, load_settings
 from payhook.crypto import Sealer
-from payhook.db.engine import create_engine
-from payhook.ingest import PortableWriter, Writer
-from payhook.ingest_pg import PostgresWriter
+from payhook.ingest import open_storage
 from payhook.observability import Metrics
 from payhook.outbox.nudge import ArqNudger
 from payhook.runtime import close_pump, start_pump
@@ -36,14 +33,6 @@ def _no_nudge() -> None:
     """Nobody drains in this process (tests that drain by hand)."""
 
 
-async def _writer(settings: Settings, engine: AsyncEngine) -> Writer:
-    """PostgreSQL gets the two-round-trip writer; SQLite the portable one."""
-    if engine.dialect.name == "postgresql":
-        return await PostgresWriter.connect(settings.database_url, settings.outbox_max_attempts,
-                                            settings.fiat_and_crypto_symbols)
-    return PortableWriter(engine, settings.outbox_max_attempts, settings.fiat_and_crypto_symbols)
-
-
 def create_app(settings: Settings | None = None, *, embedded_worker: bool = True) -> Starlette:
     """The app. ``embedded_worker=False`` leaves the embedded default's outbox undrained, for
     tests that drive the drain step by step."""
@@ -52,8 +41,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = True
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
-        writer = await _writer(settings, engine)
+        engine, writer = await open_storage(settings)
         nudger, pump = None, None
         if settings.redis_url:  # production: a separate arq worker drains; we only nudge it
             nudger = ArqNudger(settings.redis_url)
@@ -78,8 +66,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = True
                 await close_pump(pump)
             if nudger is not None:
                 await nudger.close()
-            if isinstance(writer, PostgresWriter):
-                await writer.close()
+            await writer.close()
             await engine.dispose()
 
     return Starlette(

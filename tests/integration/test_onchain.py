@@ -36,8 +36,8 @@ from payhook.effects.onchain import (
     RECHECK_SECONDS,
     check_node,
 )
-from payhook.ingest import PortableWriter
-from payhook.ingest_pg import PostgresWriter
+from payhook.ingest.portable import PortableWriter
+from payhook.ingest.postgres import PostgresWriter
 from payhook.outbox.drain import Drainer
 from payhook.outbox.retry import RetryPolicy
 from payhook.runtime.pump import Pump

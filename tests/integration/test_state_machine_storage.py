@@ -1,5 +1,6 @@
 """Property: whatever events arrive, in whatever order, the stored session only ever makes
-legal moves and never leaves a terminal state — on both writers and both databases."""
+legal moves, never leaves a terminal state, and ends each event where the rules put it (a
+valid payment of an open session pays it) — on both writers and both databases."""
 
 import asyncio
 import shutil
@@ -15,8 +16,8 @@ from payhook.db.engine import create_engine
 from payhook.db.tables import checkout_sessions, merchants
 from payhook.domain.events import Intent, ProviderEvent
 from payhook.domain.sessions import TERMINAL, Status, can_move
-from payhook.ingest import PortableWriter
-from payhook.ingest_pg import PostgresWriter
+from payhook.ingest.portable import PortableWriter
+from payhook.ingest.postgres import PostgresWriter
 from tests.conftest import _admin, _with_database
 
 EVENTS = st.lists(st.tuples(
@@ -25,6 +26,21 @@ EVENTS = st.lists(st.tuples(
     st.integers(min_value=0, max_value=4),  # event ids repeat: duplicates are in the mix
 ), min_size=1, max_size=10)
 CRYPTO = frozenset({"eth"})
+AMOUNT = 1999
+
+
+def expected(status: Status, intent: Intent, amount: int, currency: str, mode: str,
+             session_currency: str) -> Status:
+    """Where a new event puts an unexpired test-mode session of AMOUNT in session_currency."""
+    if mode != "test":
+        return status  # a mode mismatch changes nothing
+    if intent is Intent.PAY and amount == AMOUNT and currency == session_currency:
+        return Status.PAID if status in (Status.CREATED, Status.PENDING) else status
+    if intent is Intent.PEND or (intent is Intent.CHECK and session_currency in CRYPTO):
+        return Status.PENDING if status is Status.CREATED else status
+    if intent is Intent.FAIL:
+        return Status.FAILED if status in (Status.CREATED, Status.PENDING) else status
+    return status
 
 
 async def play(url: str, sequence, writer_kind: str) -> None:
@@ -39,9 +55,9 @@ async def play(url: str, sequence, writer_kind: str) -> None:
                                                          created_at=now))
             await conn.execute(checkout_sessions.insert().values(
                 id=session_id, merchant_id=merchant_id, mode="test", status="created",
-                amount=1999, currency=sequence[0][2], metadata={}, created_at=now,
+                amount=AMOUNT, currency=sequence[0][2], metadata={}, created_at=now,
                 updated_at=now, expires_at=now + timedelta(hours=1)))
-        status = Status.CREATED
+        status, seen = Status.CREATED, set()
         for intent, amount, currency, mode, number in sequence:
             event = ProviderEvent(
                 provider="stripe", event_id=f"{session_id}-{number}", type=intent.value,
@@ -53,7 +69,11 @@ async def play(url: str, sequence, writer_kind: str) -> None:
                     checkout_sessions.c.id == session_id)))
             if now_status != status:
                 assert status not in TERMINAL and can_move(status, now_status)
+            must = status if number in seen else expected(status, intent, amount, currency,
+                                                          mode, sequence[0][2])
+            assert now_status == must, (intent, amount, currency, mode, number in seen)
             status = now_status
+            seen.add(number)
     finally:
         if isinstance(writer, PostgresWriter):
             await writer.close()

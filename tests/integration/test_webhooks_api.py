@@ -266,16 +266,16 @@ async def test_a_failing_transaction_leaves_no_event_row(client, app, merchant, 
     row, the transition and the outbox rows all roll back with it, and the bug is a 500."""
     import dataclasses
 
-    from payhook import ingest, ingest_pg
+    from payhook.ingest import portable, postgres
 
     session_id = await new_session(client, merchant)
-    real = ingest.decide
+    real = portable.decide
 
     def refused(*args, **kwargs):
         return dataclasses.replace(real(*args, **kwargs), outcome="bogus")
 
-    monkeypatch.setattr(ingest, "decide", refused)
-    monkeypatch.setattr(ingest_pg, "decide", refused)
+    monkeypatch.setattr(portable, "decide", refused)
+    monkeypatch.setattr(postgres, "decide", refused)
     raw, headers = signing.signed("stripe", signing.stripe_event(session_id))
     refusal = await client.post("/webhooks/stripe", content=raw, headers=headers)
     assert refusal.status_code == 500 and refusal.json()["error"]["message"] == "internal error"
@@ -294,7 +294,7 @@ async def test_concurrent_copies_end_like_serial_ones(client, app, merchant):
 
 async def test_the_portable_writer_on_every_backend(client, app, merchant):
     """SQLite always runs the portable writer; here PostgreSQL runs it as well."""
-    from payhook.ingest import PortableWriter
+    from payhook.ingest.portable import PortableWriter
 
     state = app.state.payhook
     state.ingest = PortableWriter(state.engine, 10, state.settings.fiat_and_crypto_symbols)

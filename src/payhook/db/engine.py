@@ -21,6 +21,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+# A process's connections to PostgreSQL, at most. The engine's pool holds half of what it is
+# given and opens as many again in overflow; a web process gives RAW_INGEST_CONNECTIONS to the
+# webhook writer's raw asyncpg pool (payhook.ingest.postgres) and the rest to its engine.
+CONNECTION_BUDGET = 40
+RAW_INGEST_CONNECTIONS = 20
+
 MIN_SQLITE = (3, 35, 0)  # UPDATE … RETURNING
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
@@ -29,7 +35,7 @@ class StorageError(Exception):
     """The database cannot be used as configured."""
 
 
-def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = CONNECTION_BUDGET // 2) -> AsyncEngine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     engine = create_async_engine(

@@ -1,7 +1,7 @@
 """Which database errors are an outage (answer 503, retry later) rather than a bug of ours, and
 which of those mean the connection itself is gone and must be discarded, not pooled again.
 
-asyncpg's errors reach us raw (the :class:`~payhook.ingest_pg.PostgresWriter` pool; and
+asyncpg's errors reach us raw (the :class:`~payhook.ingest.postgres.PostgresWriter` pool; and
 SQLAlchemy re-raises what is not a DBAPI error, such as ``InternalClientError``, unwrapped) or
 wrapped by SQLAlchemy with the driver's error as the cause: the driver's error decides.
 """

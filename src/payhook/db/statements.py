@@ -3,7 +3,7 @@
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Column, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -43,3 +43,10 @@ async def paid_sessions(conn: AsyncConnection, session_ids: Iterable[str], *colu
     if missing := wanted - set(found):
         raise LookupError(f"no paid session {', '.join(sorted(missing))}")
     return found
+
+
+def postgres_type(column: Column[Any]) -> str:
+    """The column's type as a PostgreSQL cast for raw SQL; text for any string (a cast to
+    ``varchar(n)`` would cut a longer value where the column refuses it)."""
+    compiled = str(column.type.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
+    return "text" if compiled.startswith("VARCHAR") else compiled.lower()

@@ -92,10 +92,17 @@ def _pay(event: ProviderEvent, session: SessionView, now: datetime) -> Decision:
                          received=event.currency)
     if event.amount != session.amount:
         return _recorded("amount_mismatch", expected=session.amount, received=event.amount)
+    return payment(session, event.reference, now)
+
+
+def payment(session: SessionView, reference: str | None, now: datetime) -> Decision:
+    """A payment of what the session asks, whoever made it (a provider's event, or the on-chain
+    check's verified transaction): it pays an open session; a session paid with another
+    reference is a duplicate payment, a failed or expired one a late payment."""
     if session.status is Status.PAID:
-        if event.reference and session.provider_reference not in (None, event.reference):
+        if reference and session.provider_reference not in (None, reference):
             return _recorded("duplicate_payment", paid_by=session.provider_reference,
-                             received=event.reference)
+                             received=reference)
         return Decision("recorded")
     if session.status is Status.FAILED or _expired(session, now):
         return _recorded("late_payment", session_status=session.status.value,

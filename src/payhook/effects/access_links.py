@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
 from payhook.db.statements import paid_sessions, update_each
-from payhook.db.tables import checkout_sessions, outbox_entries
+from payhook.db.tables import checkout_sessions
 from payhook.domain.decisions import EMAIL
 from payhook.effects.context import EffectContext
 from payhook.outbox import store
@@ -34,10 +34,9 @@ async def issue_links(context: "EffectContext", _entries: Sequence[Entry]) -> Ou
              "customer_access_expires_at": link.expires_at}
             for session_id, link in links.items()],
             checkout_sessions.c.customer_access_url.is_(None), updated_at=now)
-        emails = [store.new_entry(EMAIL, {"session_id": session_id}, now,
-                                  context.settings.outbox_max_attempts)
-                  for session_id in links if paid[session_id].customer_email]
-        if emails and context.settings.smtp_url:
-            await conn.execute(outbox_entries.insert(), emails)
+        if context.settings.smtp_url:
+            await store.enqueue(conn, [(EMAIL, {"session_id": session_id}) for session_id in links
+                                       if paid[session_id].customer_email],
+                                now, context.settings.outbox_max_attempts)
 
     return Outcome(write)

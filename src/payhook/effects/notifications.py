@@ -26,7 +26,7 @@ from payhook.effects.context import EffectContext
 from payhook.effects.deliveries import DELIVER
 from payhook.ids import new_id
 from payhook.outbox.drain import BatchWrites, NotReady, Outcome
-from payhook.outbox.store import Entry, new_entry
+from payhook.outbox.store import Entry, enqueue
 from payhook.services import invoices as invoice_service
 from payhook.services import sessions
 
@@ -123,10 +123,7 @@ def _deliveries(events: dict[str, tuple[Any, dict[str, Any]]],
             insert_ignoring_conflicts(conn, deliveries).returning(deliveries.c.id,
                                                                   deliveries.c.session_id),
             rows)).all()
-        if created:
-            await conn.execute(outbox_entries.insert(), [
-                new_entry(DELIVER, {"delivery_id": row.id, "session_id": row.session_id},
-                          now, max_attempts)
-                for row in created])
+        await enqueue(conn, [(DELIVER, {"delivery_id": row.id, "session_id": row.session_id})
+                             for row in created], now, max_attempts)
 
     return write

@@ -22,22 +22,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from payhook import clock
+from payhook.db import sessions
 from payhook.db.engine import reading
 from payhook.db.statements import insert_ignoring_conflicts
-from payhook.db.tables import anomalies, checkout_sessions, onchain_payments, outbox_entries
+from payhook.db.tables import anomalies, checkout_sessions, onchain_payments
 from payhook.domain import onchain
-from payhook.domain.decisions import PAID_EFFECTS
+from payhook.domain.decisions import payment
 from payhook.domain.onchain import Expected, MinedTransaction, Verdict
 from payhook.domain.sessions import Status, sources
 from payhook.effects.chain import Chain, Sighting, WrongChain
 from payhook.effects.context import EffectContext
 from payhook.ids import new_id
 from payhook.outbox.drain import NotReady, Writes
-from payhook.outbox.store import Entry, new_entry
+from payhook.outbox.store import Entry, enqueue
 
 log = logging.getLogger("payhook.onchain")
 
@@ -217,35 +218,29 @@ def _paid(check: Check, session: Session, mined: MinedTransaction, verdict: Verd
             if owner != check.session_id:
                 await _note(conn, check, onchain.REUSED, {"paid_session": owner})
             return
-        if not await _mark_paid(conn, check, now):
-            await _note_late(conn, check, verdict)
-            return
-        await conn.execute(outbox_entries.insert(), [
-            new_entry(kind, {"session_id": check.session_id, "event": check.event_id, **extra},
-                      now, max_attempts)
-            for kind, extra in PAID_EFFECTS])
-        if verdict.anomaly is not None:  # overpaid: paid all the same
-            await _note(conn, check, verdict.anomaly, verdict.details)
+        await _pay(conn, check, verdict, now, max_attempts)
 
     return write
 
 
-async def _mark_paid(conn: AsyncConnection, check: Check, now: datetime) -> bool:
-    moved = await conn.scalar(
-        update(checkout_sessions)
-        .where(checkout_sessions.c.id == check.session_id,
-               checkout_sessions.c.status.in_(sources(Status.PAID)),
-               checkout_sessions.c.expires_at > now)
-        .values(status=Status.PAID, payment_provider=PROVIDER, provider_reference=check.tx_hash,
-                paid_at=now, updated_at=now)
-        .returning(checkout_sessions.c.id))
-    return moved is not None
-
-
-async def _note_late(conn: AsyncConnection, check: Check, verdict: Verdict) -> None:
-    """The transaction pays, but the session was paid otherwise, failed or expired meanwhile:
-    the claim stays (the money came for this session), an operator settles it."""
-    status = await conn.scalar(select(checkout_sessions.c.status).where(
-        checkout_sessions.c.id == check.session_id))
-    kind = "duplicate_payment" if status == Status.PAID else onchain.LATE_PAYMENT
-    await _note(conn, check, kind, {"session_status": status, "received": verdict.received})
+async def _pay(conn: AsyncConnection, check: Check, verdict: Verdict, now: datetime,
+               max_attempts: int) -> None:
+    """Pay the session by the rules of every provider's payment, on its row as it is now (held
+    until the move). Paid otherwise, failed or expired meanwhile: an anomaly, and the claim
+    stays (the money came for this session; an operator settles it)."""
+    session = await sessions.view(conn, check.session_id, lock=True)
+    assert session is not None  # read before the check; sessions are never deleted
+    decision = payment(session, check.tx_hash, now)
+    for note in decision.anomalies:
+        await _note(conn, check, note.kind, {**note.details, "received": verdict.received})
+    if decision.target is None:
+        return
+    if not await sessions.move(conn, check.session_id, decision.target, now=now,
+                               payment_provider=PROVIDER, provider_reference=check.tx_hash,
+                               paid_at=now):
+        raise RuntimeError(f"{check.session_id} changed under its lock")
+    await enqueue(conn, [(kind, {"session_id": check.session_id, "event": check.event_id,
+                                 **extra}) for kind, extra in decision.outbox],
+                  now, max_attempts)
+    if verdict.anomaly is not None:  # overpaid: paid all the same
+        await _note(conn, check, verdict.anomaly, verdict.details)

@@ -4,9 +4,11 @@ Claiming is one statement: a CTE picks due rows ``FOR UPDATE SKIP LOCKED`` (Post
 has one writer and drops the clause) and the UPDATE marks them ``running`` with a lease and
 ``attempts + 1``. A row whose lease ran out (its worker was killed or paused) is due again.
 Settling is fenced on (id, locked_by, attempts): a worker that lost its lease settles nothing.
+Work is queued here alone, by :func:`enqueue` (PostgreSQL's webhook writer renders its insert
+from :func:`new_entries`).
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +16,9 @@ from typing import Any
 from sqlalchemy import and_, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from payhook.db.statements import insert_ignoring_conflicts
 from payhook.db.tables import outbox_entries as outbox
+from payhook.domain.decisions import dedup_key
 from payhook.ids import new_id
 
 MAX_ERRORS_KEPT = 50
@@ -46,8 +50,28 @@ def new_entry(kind: str, payload: dict[str, Any], now: datetime, max_attempts: i
     """The values of a fresh pending row, due now; of the rows sharing a ``dedup_key``, at
     most one is unfinished (insert them ignoring conflicts)."""
     return {"id": new_id("ob"), "kind": kind, "payload": payload, "dedup_key": dedup_key,
-            "status": "pending", "attempts": 0, "max_attempts": max_attempts,
+            **entry_defaults(now, max_attempts)}
+
+
+def entry_defaults(now: datetime, max_attempts: int) -> dict[str, Any]:
+    """What every fresh row has alike: pending, due now, no attempt made yet."""
+    return {"status": "pending", "attempts": 0, "max_attempts": max_attempts,
             "next_attempt_at": now, "errors": [], "created_at": now, "updated_at": now}
+
+
+def new_entries(work: Iterable[tuple[str, dict[str, Any]]], now: datetime,
+                max_attempts: int) -> list[dict[str, Any]]:
+    """The rows of these (kind, payload) pieces of work, each with its dedup key."""
+    return [new_entry(kind, payload, now, max_attempts, dedup_key(kind, payload))
+            for kind, payload in work]
+
+
+async def enqueue(conn: AsyncConnection, work: Iterable[tuple[str, dict[str, Any]]],
+                  now: datetime, max_attempts: int) -> None:
+    """Queue each (kind, payload), due now, in the caller's transaction; a piece whose dedup
+    key is already at work is not queued again (``ON CONFLICT DO NOTHING``)."""
+    if entries := new_entries(work, now, max_attempts):
+        await conn.execute(insert_ignoring_conflicts(conn, outbox), entries)
 
 
 def _due(now: datetime) -> Any:

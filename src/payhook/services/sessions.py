@@ -6,18 +6,18 @@ Another merchant's session, or one of the other mode, is answered exactly like a
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
 from payhook.db.pagination import Page, PageRequest, fetch_page
+from payhook.db.sessions import moving
 from payhook.db.tables import checkout_sessions as sessions
-from payhook.db.tables import outbox_entries
 from payhook.domain.decisions import FAILED, NOTIFY
-from payhook.domain.sessions import FailureReason, Status, payment_status, sources
+from payhook.domain.sessions import FailureReason, Status, payment_status
 from payhook.errors import Conflict, InvalidRequest, NotFound
 from payhook.ids import new_id
-from payhook.outbox.store import new_entry
+from payhook.outbox.store import enqueue
 from payhook.schemas import SessionCreate
 from payhook.services.api_keys import Caller
 
@@ -70,17 +70,13 @@ async def cancel(conn: AsyncConnection, caller: Caller, session_id: str,
     other terminal session is a 409.
     """
     canceled = (await conn.execute(
-        update(sessions)
-        .where(*_own(caller), sessions.c.id == session_id,
-               sessions.c.status.in_(sources(Status.FAILED)))
-        .values(status=Status.FAILED, failure_reason=FailureReason.CANCELED,
-                updated_at=clock.now())
+        moving(Status.FAILED, clock.now(), *_own(caller), sessions.c.id == session_id,
+               failure_reason=FailureReason.CANCELED)
         .returning(*sessions.c)
     )).first()
     if canceled is not None:
-        await conn.execute(outbox_entries.insert().values(new_entry(
-            NOTIFY, {"session_id": session_id, "type": FAILED}, canceled.updated_at,
-            max_attempts)))
+        await enqueue(conn, [(NOTIFY, {"session_id": session_id, "type": FAILED})],
+                      canceled.updated_at, max_attempts)
         return canceled
     current = await get(conn, caller, session_id)
     if current.failure_reason == FailureReason.CANCELED:
