@@ -51,7 +51,7 @@ def database_url(admin_url: str, name: str, driver: str = "postgresql") -> str:
 SEED_SESSIONS = """
 INSERT INTO checkout_sessions (id, merchant_id, mode, status, amount, currency, metadata,
                                customer_email, created_at, updated_at, expires_at)
-SELECT 'cs_bench_' || lpad(g::text, 9, '0'), $4, 'test', 'created', $1, $2, '{}',
+SELECT 'cs_bench' || lpad(g::text, 20, '0'), $4, 'test', 'created', $1, $2, '{}',
        CASE WHEN $5 THEN 'customer' || g || '@shop.example' END,
        now(), now(), now() + interval '10 years'
 FROM generate_series(0, $3 - 1) AS g
@@ -59,7 +59,9 @@ FROM generate_series(0, $3 - 1) AS g
 
 
 def session_id(index: int) -> str:
-    return f"cs_bench_{index:09d}"
+    """A seeded session's id, of the real ids' form (``cs_`` + 25 base-62 characters), which the
+    API checks before any lookup."""
+    return f"cs_bench{index:020d}"
 
 
 async def create_database(admin_url: str, name: str, sessions: int = 0) -> None:
