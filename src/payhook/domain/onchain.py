@@ -24,7 +24,6 @@ OVERPAID = "overpaid"
 REUSED = "reused"
 NOT_FOUND = "not_found"
 UNCONFIRMED = "unconfirmed"
-LATE_PAYMENT = "late_payment"
 
 
 @dataclass(frozen=True)
