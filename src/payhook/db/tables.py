@@ -113,6 +113,10 @@ class CheckoutSession(Base):
     customer_access_url: Mapped[str | None] = mapped_column(Text)
     customer_access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     email_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A crypto session's deposit address (API.md, "Deposit addresses"): BIP-32 child
+    # ``…/0/<deposit_index>`` of PAYHOOK_WEB3_XPUB, the index allocated once, never reused.
+    deposit_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    deposit_address: Mapped[str | None] = mapped_column(String(42), unique=True)  # lowercase
 
 
 class IdempotencyKey(Base):
@@ -306,6 +310,28 @@ class OnchainPayment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class Counter(Base):
+    """A named counter moved by compare-and-set (``UPDATE … SET value = value + 1 RETURNING``):
+    ``deposit_index`` hands out deposit-address indexes in order, each once."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChainCursor(Base):
+    """How far the worker has watched a chain: the last block read, and its hash (a reorg
+    below it shows as a different hash at that height, and is read again)."""
+
+    __tablename__ = "chain_cursors"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 merchants = cast(Table, Merchant.__table__)
 api_keys = cast(Table, ApiKey.__table__)
 checkout_sessions = cast(Table, CheckoutSession.__table__)
@@ -319,3 +345,5 @@ deliveries = cast(Table, Delivery.__table__)
 delivery_attempts = cast(Table, DeliveryAttempt.__table__)
 outbox_replays = cast(Table, OutboxReplay.__table__)
 onchain_payments = cast(Table, OnchainPayment.__table__)
+counters = cast(Table, Counter.__table__)
+chain_cursors = cast(Table, ChainCursor.__table__)
