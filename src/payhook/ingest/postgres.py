@@ -128,8 +128,8 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
+# One encoder for every document (json.dumps with options builds a new one per call).
+_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 class PostgresWriter:
@@ -189,30 +189,49 @@ class PostgresWriter:
             "outcome": decision.outcome, "raw": event.raw, "headers": _json(event.headers),
             "move_to": _text(target), "move_now": now,
             "move_sources": [state.value for state in sources(target)] if target else [],
-            **{f"move_{name}": _text(fields.get(name)) for name in MOVE_FIELDS},
-            **_arrays("outbox", outbox_entries, _outbox_columns(),
-                      new_entries(rows.work, now, self.max_attempts)),
-            **{f"outbox_{name}": _json(value) if name in _json_columns(outbox_entries) else value
-               for name, value in entry_defaults(now, self.max_attempts).items()},
-            **_arrays("anomaly", anomalies, _anomaly_columns(), rows.anomalies),
         }
+        for key, name in _MOVE_KEYS:
+            values[key] = _text(fields.get(name))
+        shared = entry_defaults(now, self.max_attempts)
+        for key, name, document in _outbox_shared():
+            values[key] = _json(shared[name]) if document else shared[name]
+        _put_arrays(values, _outbox_arrays(), new_entries(rows.work, now, self.max_attempts))
+        _put_arrays(values, _anomaly_arrays(), rows.anomalies)
         statement, names = record_statement()
-        result = await conn.fetchrow(statement, *(values[name] for name in names))
+        result = await conn.fetchrow(statement, *[values[name] for name in names])
         return bool(result["stored"]), bool(result["moved"]), bool(result["known"])
 
 
-def _arrays(prefix: str, table: Table, columns: Sequence[str],
-            rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """Rows as one list per column (JSON documents as text), named as the statement names them."""
-    documents = _json_columns(table)
-    return {f"{prefix}_{name}": [_json(row[name]) for row in rows] if name in documents
-            else [row[name] for row in rows]
-            for name in columns}
+# The statement's parameter names, worked out once: (parameter, column[, is a JSON document]).
+_MOVE_KEYS = tuple((f"move_{name}", name) for name in MOVE_FIELDS)
+Spec = tuple[tuple[str, str, bool], ...]
+
+
+def _specs(prefix: str, table: Table, columns: Sequence[str]) -> Spec:
+    documents = frozenset(column.name for column in table.c if postgres_type(column) == "jsonb")
+    return tuple((f"{prefix}_{name}", name, name in documents) for name in columns)
 
 
 @cache
-def _json_columns(table: Table) -> frozenset[str]:
-    return frozenset(column.name for column in table.c if postgres_type(column) == "jsonb")
+def _outbox_shared() -> Spec:
+    return _specs("outbox", outbox_entries, _outbox_defaults())
+
+
+@cache
+def _outbox_arrays() -> Spec:
+    return _specs("outbox", outbox_entries, _outbox_columns())
+
+
+@cache
+def _anomaly_arrays() -> Spec:
+    return _specs("anomaly", anomalies, _anomaly_columns())
+
+
+def _put_arrays(values: dict[str, Any], specs: Spec, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rows as one list per column (JSON documents as text), named as the statement names them."""
+    for key, name, document in specs:
+        column = [row[name] for row in rows]
+        values[key] = [_json(value) for value in column] if document else column
 
 
 def _text(value: Any) -> Any:
