@@ -67,9 +67,11 @@ def parse_account(xpub: str) -> DepositAccount:
     return DepositAccount(key.ChildKey(EXTERNAL_CHAIN))
 
 
-def payment_uri(address: str, chain_id: int, amount: int, contract: str | None) -> str:
+def payment_uri(address: str, chain_id: int | None, amount: int, contract: str | None) -> str:
     """The EIP-681 request a wallet opens: ``amount`` wei to ``address``, or ``amount`` base
-    units of the token at ``contract`` transferred to ``address``."""
+    units of the token at ``contract`` transferred to ``address``, on chain ``chain_id`` (left
+    out when none is configured: the wallet then uses the chain it is on)."""
+    chain = "" if chain_id is None else f"@{chain_id}"
     if contract is None:
-        return f"ethereum:{address}@{chain_id}?value={amount}"
-    return f"ethereum:{contract}@{chain_id}/transfer?address={address}&uint256={amount}"
+        return f"ethereum:{address}{chain}?value={amount}"
+    return f"ethereum:{contract}{chain}/transfer?address={address}&uint256={amount}"
