@@ -355,6 +355,41 @@ async def test_two_transfers_adding_up_past_the_amount_pay_and_are_noted(
     assert kinds == [("underpaid", WEI // 2), ("overpaid", WEI + WEI // 2)]
 
 
+async def test_two_halves_settled_at_once_are_added_up(client, app, settings, merchant, chain,
+                                                       world):
+    """Each check claims its half and then takes the session's row: the second to take it
+    sees the first's committed claim, so the session is paid once, by both together."""
+    session_id, address = await open_session(client, merchant)
+    halves = [chain.send(world.payer, address, WEI // 2),
+              chain.send(new_account(chain), address, WEI - WEI // 2)]
+    confirm(chain)
+    await asyncio.gather(*(notify(client, session_id, tx_hash) for tx_hash in halves))
+    await drain(app, settings, workers=2, batch_size=1)  # one check each, side by side
+    row = await session_row(app, session_id)
+    assert row.status == "paid" and row.provider_reference in halves
+    assert sorted(payment.tx_hash for payment in await payments(app)) == sorted(halves)
+    [(kind, details)] = await notes(app, session_id)  # whichever was settled first
+    assert (kind, details["received"]) == ("underpaid", details["transferred"])
+    async with app.state.payhook.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(invoices)) == 1
+
+
+async def test_a_transfer_after_the_session_expired_is_a_late_payment(
+        client, app, settings, merchant, chain, world):
+    session_id, address = await open_session(client, merchant)
+    tx_hash = chain.send(world.payer, address, WEI // 2)
+    confirm(chain)
+    await notify(client, session_id, tx_hash)
+    await expire(app, session_id)
+    await drain(app, settings)
+    assert (await session_row(app, session_id)).paid_at is None
+    [(kind, details)] = await notes(app, session_id)
+    assert (kind, details["transaction"], details["transferred"]) == (
+        "late_payment", tx_hash, WEI // 2)
+    # the money came to this session's address: its claim stays for an operator to settle
+    assert [payment.session_id for payment in await payments(app)] == [session_id]
+
+
 async def test_an_overpayment_pays_and_is_noted(client, app, settings, merchant, chain, world):
     session_id, address = await open_session(client, merchant)
     tx_hash = chain.send(world.payer, address, WEI + 7)
