@@ -134,6 +134,20 @@ def confirm(chain: Node, blocks: int = CONFIRMATIONS, at: int | None = None) -> 
         chain.mine(blocks - 1)
 
 
+async def pay_in(client, chain: Node, session_id: str, sender: LocalAccount, address: str,
+                 wei: int) -> str:
+    """``wei`` sent to ``address``, confirmed, and a notice naming the session: the hash."""
+    tx_hash = chain.send(sender, address, wei)
+    confirm(chain)
+    await notify(client, session_id, tx_hash)
+    return tx_hash
+
+
+async def invoice_count(app) -> int:
+    async with app.state.payhook.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(invoices)))
+
+
 async def recheck(app, settings) -> None:
     """Time passes: the postponed checks are due again."""
     async with app.state.payhook.engine.begin() as conn:
@@ -322,15 +336,12 @@ async def test_an_underpayment_leaves_the_session_pending_with_its_claim(
 async def test_a_payment_split_in_two_transfers_is_paid_at_the_second(
         client, app, settings, merchant, chain, world):
     session_id, address = await open_session(client, merchant)
-    first = chain.send(world.payer, address, WEI // 4)
-    confirm(chain)
-    await notify(client, session_id, first)
+    first = await pay_in(client, chain, session_id, world.payer, address, WEI // 4)
     await drain(app, settings)
     assert (await session_row(app, session_id)).status == "pending"
 
-    second = chain.send(new_account(chain), address, WEI - WEI // 4)  # another wallet, even
-    confirm(chain)
-    await notify(client, session_id, second)
+    payer = new_account(chain)  # from another wallet, even
+    second = await pay_in(client, chain, session_id, payer, address, WEI - WEI // 4)
     await drain(app, settings)
     row = await session_row(app, session_id)
     assert (row.status, row.provider_reference) == ("paid", second)
@@ -338,17 +349,14 @@ async def test_a_payment_split_in_two_transfers_is_paid_at_the_second(
         [WEI // 4, WEI - WEI // 4])
     [(kind, details)] = await notes(app, session_id)  # the first transfer's, nothing else
     assert (kind, details["transaction"], details["received"]) == ("underpaid", first, WEI // 4)
-    async with app.state.payhook.engine.connect() as conn:
-        assert await conn.scalar(select(func.count()).select_from(invoices)) == 1
+    assert await invoice_count(app) == 1
 
 
 async def test_two_transfers_adding_up_past_the_amount_pay_and_are_noted(
         client, app, settings, merchant, chain, world):
     session_id, address = await open_session(client, merchant)
     for value in (WEI // 2, WEI):
-        tx_hash = chain.send(world.payer, address, value)
-        confirm(chain)
-        await notify(client, session_id, tx_hash)
+        await pay_in(client, chain, session_id, world.payer, address, value)
         await drain(app, settings)
     assert (await session_row(app, session_id)).status == "paid"
     kinds = [(kind, details["received"]) for kind, details in await notes(app, session_id)]
@@ -370,16 +378,13 @@ async def test_two_halves_settled_at_once_are_added_up(client, app, settings, me
     assert sorted(payment.tx_hash for payment in await payments(app)) == sorted(halves)
     [(kind, details)] = await notes(app, session_id)  # whichever was settled first
     assert (kind, details["received"]) == ("underpaid", details["transferred"])
-    async with app.state.payhook.engine.connect() as conn:
-        assert await conn.scalar(select(func.count()).select_from(invoices)) == 1
+    assert await invoice_count(app) == 1
 
 
 async def test_a_transfer_after_the_session_expired_is_a_late_payment(
         client, app, settings, merchant, chain, world):
     session_id, address = await open_session(client, merchant)
-    tx_hash = chain.send(world.payer, address, WEI // 2)
-    confirm(chain)
-    await notify(client, session_id, tx_hash)
+    tx_hash = await pay_in(client, chain, session_id, world.payer, address, WEI // 2)
     await expire(app, session_id)
     await drain(app, settings)
     assert (await session_row(app, session_id)).paid_at is None
