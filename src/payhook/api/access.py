@@ -60,7 +60,7 @@ async def show(request: Request) -> Response:
     app.links.verify(session_id, token)
     async with reading(app.engine) as conn:
         page = await access.read_page(conn, session_id)
-    document = access.to_object(page, app.settings.public_base_url)
+    document = access.to_object(page, app.settings)
     if prefers_html(request.headers.get("accept", "")):
         return HTMLResponse(render(document, token),
                             headers={"content-security-policy": PAGE_POLICY})

@@ -20,7 +20,7 @@ async def session_status(request: Request) -> Response:
     session_id = path_id(request, "cs")
     async with reading(state(request).engine) as conn:
         row = await sessions.get_public(conn, session_id)
-    return JSONResponse(sessions.to_status(row))
+    return JSONResponse(sessions.to_status(row, state(request).settings))
 
 
 async def healthz(_request: Request) -> Response:
