@@ -128,7 +128,7 @@ async def reschedule(conn: AsyncConnection, found: Sequence[Any], now: datetime,
         return []
     unfinished = (await conn.execute(
         select(outbox.c.id, outbox.c.dedup_key, outbox.c.status)
-        .where(outbox.c.dedup_key.in_(by_key), outbox.c.status != "done"))).all()
+        .where(outbox.c.dedup_key.in_(list(by_key)), outbox.c.status != "done"))).all()
     running = {row.dedup_key for row in unfinished if row.status == "running"}
     waiting = [row.id for row in unfinished if row.status != "running"]
     if waiting:  # the status is checked again: a worker may have claimed one since
@@ -175,7 +175,8 @@ async def details(conn: AsyncConnection, rows: Sequence[Any]) -> dict[str, dict[
     keys = {dedup_key(DELIVER, {"delivery_id": i}): i for i in ids}
     for row in await conn.execute(
             select(outbox.c.dedup_key, outbox.c.next_attempt_at)
-            .where(outbox.c.dedup_key.in_(keys), outbox.c.status == "pending")):
+            .where(outbox.c.dedup_key.in_(list(keys)), outbox.c.status != "done",  # the index
+                   outbox.c.status == "pending")):
         found[keys[row.dedup_key]]["next_attempt_at"] = clock.iso(row.next_attempt_at)
     return found
 
