@@ -194,18 +194,12 @@ class WebhookEndpointCreate(Strict):
     _text = field_validator("description")(_description)
 
 
-class WebhookEndpointUpdate(Strict):
-    """What changes: the fields given (``description: null`` clears it); ``disabled: false``
-    enables the endpoint again, whatever disabled it."""
+class WebhookEndpointUpdate(WebhookEndpointCreate):
+    """What changes: the fields given (``description: null`` clears it), checked as at
+    creation; ``disabled: false`` enables the endpoint again, whatever disabled it."""
 
-    url: EndpointUrl | None = None
-    enabled_events: EnabledEvents | None = None
-    description: Description | None = None
+    url: EndpointUrl | None = None  # type: ignore[assignment]
     disabled: StrictBool | None = None
-
-    _url = field_validator("url")(_endpoint_url)
-    _events = field_validator("enabled_events")(_enabled_events)
-    _text = field_validator("description")(_description)
 
 
 class SecretRotation(Strict):

@@ -4,7 +4,6 @@ loopback port receives the event and verifies it with the `standardwebhooks` pac
 """
 
 import ipaddress
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from email.utils import format_datetime
 
@@ -29,7 +28,7 @@ from payhook.outbox.retry import RetryPolicy
 from tests import flows
 from tests.conftest import SECRET_KEY, make_settings
 from tests.flows import endpoint_for, finished, outbox_row, table
-from tests.merchant_server import MerchantServer, running
+from tests.merchant_server import running
 
 MAX_ATTEMPTS = 3
 
@@ -40,20 +39,6 @@ def settings(database_url):
     turns the check back on for the delivery)."""
     return make_settings(database_url, allow_private_urls=True,
                          outbox_max_attempts=MAX_ATTEMPTS)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[MerchantServer]:
-    async with running() as merchant_server:
-        yield merchant_server
-
-
-@pytest.fixture
-async def drain(app):
-    state = app.state.payhook
-    drainer = flows.drainer(state.settings, state.engine, RetryPolicy(60))
-    yield drainer
-    await drainer.context.close()
 
 
 async def test_a_paid_session_is_delivered_once_signed_with_invoice_and_link(

@@ -6,7 +6,6 @@ libraries, the test event, the events API, and auto-disable after continuous fai
 """
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -24,7 +23,7 @@ from payhook.runtime.pump import sweep
 from tests import flows
 from tests.conftest import make_settings
 from tests.flows import endpoint_for, finished, table
-from tests.merchant_server import MerchantServer, running
+from tests.merchant_server import running
 
 MAX_ATTEMPTS = 3
 
@@ -33,20 +32,6 @@ MAX_ATTEMPTS = 3
 def settings(database_url):
     return make_settings(database_url, allow_private_urls=True,
                          outbox_max_attempts=MAX_ATTEMPTS)
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[MerchantServer]:
-    async with running() as merchant_server:
-        yield merchant_server
-
-
-@pytest.fixture
-async def drain(app):
-    state = app.state.payhook
-    drainer = flows.drainer(state.settings, state.engine, RetryPolicy(60))
-    yield drainer
-    await drainer.context.close()
 
 
 async def api(client, merchant, method: str, path: str, status: int = 200, **body):
@@ -234,17 +219,18 @@ async def test_the_events_api_lists_what_was_sent_in_order_with_no_gap(client, a
                                                                        drain):
     server.answer = 500  # the endpoint is down for the whole window
     await endpoint_for(client, merchant, server)
-    for _ in range(4):
-        await flows.paid_session(client, merchant)
-    failing = await flows.new_session(client, merchant)
-    await flows.stripe_event(client, failing, "payment_intent.canceled")
+    sessions = [await flows.paid_session(client, merchant) for _ in range(4)]
+    sessions.append(await flows.new_session(client, merchant))
+    await flows.stripe_event(client, sessions[-1], "payment_intent.canceled")
     await drain.drain()
 
     listed = await api(client, merchant, "GET", "/v1/events?limit=100")
     made = listed["data"][::-1]  # newest first
     sent = {entry.headers["webhook-id"]: entry.payload for entry in server.received}
-    assert [event["id"] for event in made] == list(sent)  # what was sent, in the order made
+    assert len(server.received) == 5 and {event["id"] for event in made} == set(sent)
     assert all(event == sent[event["id"]] for event in made)  # exactly the bodies sent
+    # In the order made: the order in which the sessions were paid (or failed).
+    assert [event["data"]["session"]["id"] for event in made] == sessions
     assert [event["type"] for event in made] == [PAID] * 4 + [FAILED]
     # Replaying the window a page at a time, as a merchant would: every event, once.
     seen, cursor = [], None

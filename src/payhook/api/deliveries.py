@@ -7,7 +7,7 @@ from starlette.routing import Route
 from payhook.api import auth
 from payhook.api.body import read_object
 from payhook.api.params import path_id
-from payhook.api.responses import page_request, query
+from payhook.api.responses import addressed, page_request, query
 from payhook.api.state import state
 from payhook.db.engine import reading
 from payhook.schemas import Empty, parse
@@ -36,11 +36,7 @@ async def get_delivery(request: Request) -> Response:
 
 
 async def retry_delivery(request: Request) -> Response:
-    app = state(request)
-    async with reading(app.engine) as conn:
-        caller = await auth.merchant(request, conn)
-    query(request)
-    delivery_id = path_id(request, "dl")
+    app, caller, delivery_id = await addressed(request, "dl")
     parse(Empty, await read_object(request))
     async with app.engine.begin() as conn:
         row = await deliveries.retry(conn, caller, delivery_id, app.settings.outbox_max_attempts)

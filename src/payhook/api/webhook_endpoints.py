@@ -9,7 +9,7 @@ from payhook import net
 from payhook.api import auth
 from payhook.api.body import read_object
 from payhook.api.params import path_id
-from payhook.api.responses import merchant_list, query
+from payhook.api.responses import addressed, merchant_list, query
 from payhook.api.state import AppState, state
 from payhook.db.engine import reading
 from payhook.errors import InvalidRequest
@@ -22,7 +22,6 @@ from payhook.schemas import (
     parse,
 )
 from payhook.services import deliveries, webhook_endpoints
-from payhook.services.api_keys import Caller
 
 
 async def create_endpoint(request: Request) -> Response:
@@ -70,18 +69,8 @@ async def get_endpoint(request: Request) -> Response:
     return JSONResponse(webhook_endpoints.to_object(row))
 
 
-async def _addressed(request: Request) -> tuple[AppState, Caller, str]:
-    """A state-changing request on one endpoint: the caller, then the query, then the id —
-    all checked before the body is read."""
-    app = state(request)
-    async with reading(app.engine) as conn:
-        caller = await auth.merchant(request, conn)
-    query(request)
-    return app, caller, path_id(request, "we")
-
-
 async def update_endpoint(request: Request) -> Response:
-    app, caller, endpoint_id = await _addressed(request)
+    app, caller, endpoint_id = await addressed(request, "we")
     body = parse(WebhookEndpointUpdate, await read_object(request), mode=caller.mode)
     await _check_public(app, body.url)
     async with app.engine.begin() as conn:
@@ -92,7 +81,7 @@ async def update_endpoint(request: Request) -> Response:
 
 
 async def rotate_secret(request: Request) -> Response:
-    app, caller, endpoint_id = await _addressed(request)
+    app, caller, endpoint_id = await addressed(request, "we")
     body = parse(SecretRotation, await read_object(request))
     async with app.engine.begin() as conn:
         rotated = await webhook_endpoints.rotate_secret(conn, app.sealer, caller, endpoint_id,
@@ -101,7 +90,7 @@ async def rotate_secret(request: Request) -> Response:
 
 
 async def send_test(request: Request) -> Response:
-    app, caller, endpoint_id = await _addressed(request)
+    app, caller, endpoint_id = await addressed(request, "we")
     parse(Empty, await read_object(request))
     async with app.engine.begin() as conn:
         endpoint = await webhook_endpoints.enabled(conn, caller, endpoint_id)
@@ -113,7 +102,7 @@ async def send_test(request: Request) -> Response:
 
 
 async def recover(request: Request) -> Response:
-    app, caller, endpoint_id = await _addressed(request)
+    app, caller, endpoint_id = await addressed(request, "we")
     since, until = parse(Recovery, await read_object(request)).window
     async with app.engine.begin() as conn:
         await webhook_endpoints.enabled(conn, caller, endpoint_id)

@@ -49,7 +49,8 @@ async def notify(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
         invoice_ids = {session.invoice_id for session in found.values() if session.invoice_id}
         invoice_rows = {row.id: row for row in await conn.execute(
             select(invoices).where(invoices.c.id.in_(invoice_ids)))} if invoice_ids else {}
-        for entry in entries:
+        # In the order their causes were recorded: the events API lists them in that order.
+        for entry in sorted(entries, key=lambda entry: entry.created_at):
             session_id, kind = entry.payload["session_id"], entry.payload["type"]
             session = found.get(session_id)
             if kind not in EVENT_TYPES:
