@@ -137,24 +137,30 @@ async def update_endpoint(conn: AsyncConnection, caller: Caller, endpoint_id: st
     if body.url is not None:
         await _lock_merchant(conn, caller)
     current = await get(conn, caller, endpoint_id, lock=True)
-    values: dict[str, Any] = {"updated_at": clock.now()}
     if body.url is not None:
         await _check_room(conn, caller, body.url, moving=endpoint_id)
+    row = (await conn.execute(update(endpoints).where(endpoints.c.id == endpoint_id)
+                              .values(**_changes(current, body)).returning(*endpoints.c))).one()
+    if current.status == "disabled" and row.status == "enabled":
+        await deliveries.release_held(conn, endpoint_id, max_attempts)
+    return row
+
+
+def _changes(current: Any, body: WebhookEndpointUpdate) -> dict[str, Any]:
+    values: dict[str, Any] = {"updated_at": clock.now()}
+    if body.url is not None:
         values["url"] = body.url
+        if body.url != current.url:  # a new address: its failures so far were another's
+            values["failing_since"] = None
     if body.enabled_events is not None:
         values["enabled_events"] = list(body.enabled_events)
     if "description" in body.model_fields_set:
         values["description"] = body.description
-    enabling = body.disabled is False and current.status == "disabled"
     if body.disabled is True and current.status == "enabled":
         values.update(status="disabled", disabled_reason="merchant")
-    elif enabling:
+    elif body.disabled is False and current.status == "disabled":
         values.update(status="enabled", disabled_reason=None, failing_since=None)
-    row = (await conn.execute(update(endpoints).where(endpoints.c.id == endpoint_id)
-                              .values(**values).returning(*endpoints.c))).one()
-    if enabling:
-        await deliveries.release_held(conn, endpoint_id, max_attempts)
-    return row
+    return values
 
 
 async def rotate_secret(conn: AsyncConnection, sealer: Sealer, caller: Caller,
