@@ -63,7 +63,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_deliveries_endpoint_id_created_at'), ['endpoint_id', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_deliveries_merchant_id_mode_created_at_id'), ['merchant_id', 'mode', 'created_at', 'id'], unique=False)
 
-    delivery_id = ("payload->>'delivery_id'" if op.get_bind().dialect.name == "postgresql"
+    delivery_id = ("(payload->>'delivery_id')" if op.get_bind().dialect.name == "postgresql"
                    else "json_extract(payload, '$.delivery_id')")
     op.execute(f"UPDATE outbox_entries SET dedup_key = 'delivery.send:' || {delivery_id} "
                "WHERE kind = 'delivery.send' AND dedup_key IS NULL")
