@@ -280,6 +280,9 @@ async def test_an_endpoint_failing_for_the_configured_hours_is_disabled(
         assert len(server.received) == tries
         [held] = await table(app, deliveries)
         assert held.status == "failed"
+        [waiting] = await table(app, outbox_entries, outbox_entries.c.kind == DELIVER)
+        assert waiting.status == "pending" and "held" in waiting.last_error
+        assert waiting.next_attempt_at > clock.now() + timedelta(minutes=30)
 
         server.answer = 200
         await api(client, merchant, "POST", f"/v1/webhook_endpoints/{endpoint_id}",

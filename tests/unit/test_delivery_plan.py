@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from payhook.effects.delivery_plan import (
+    HELD_SECONDS,
     Attempt,
     DeliveryFailed,
     Record,
@@ -10,6 +11,7 @@ from payhook.effects.delivery_plan import (
     plan,
     settle,
 )
+from payhook.outbox.drain import NotReady
 from payhook.outbox.store import Entry
 
 NOW = datetime(2026, 1, 2, tzinfo=UTC)
@@ -35,13 +37,14 @@ def test_plan_tries_enabled_endpoints_holds_disabled_ones_and_ends_deleted_ones(
                                  target(4, status="delivered"))}
     planned = plan([row(n) for n in range(1, 6)], targets)
     assert [(entry.id, t.id) for entry, t in planned.tries] == [("ob_1", "dl_1")]
-    # Deleted: nothing will ever be sent. Disabled: held as it is, nothing written.
+    # Deleted: nothing will ever be sent.
     assert planned.ended == {"ob_3": Record("dl_3", None, "dead")}
     # Already delivered (the row ran before): nothing to try, nothing to write.
-    assert not {"ob_2", "ob_4"} & (set(planned.ended) | set(planned.missing))
-    [missing] = planned.missing.items()
-    assert missing[0] == "ob_5" and isinstance(missing[1], LookupError)
-    assert "dl_5" in str(missing[1])
+    assert "ob_4" not in set(planned.ended) | set(planned.unsent)
+    # Disabled: the row waits (its attempt not counted) and the delivery stays as it is.
+    held, missing = planned.unsent["ob_2"], planned.unsent["ob_5"]
+    assert isinstance(held, NotReady) and held.shown and held.retry_in == HELD_SECONDS
+    assert isinstance(missing, LookupError) and "dl_5" in str(missing)
 
 
 def test_settle_delivers_2xx_and_holds_a_410_disabling_its_endpoint():

@@ -1,8 +1,9 @@
 """What a batch of ``delivery.send`` rows does, decided without I/O.
 
 :func:`plan`: the claimed rows and their deliveries as read → which to try, which end untried
-(the endpoint is deleted), which are held (the endpoint is disabled: the delivery stays as it
-is, and goes out when the endpoint is enabled again) and which fail (no such delivery).
+(the endpoint is deleted), which are held (the endpoint is disabled: the row is postponed, its
+attempt not counted, and made due at once when the endpoint is enabled again — never finished,
+so that a re-enable racing this very read cannot miss it) and which fail (no such delivery).
 :func:`settle`: the tries' results → what each row writes and which rows fail, and what the
 endpoint's health becomes. :mod:`payhook.effects.deliveries` reads, POSTs and writes around them.
 """
@@ -13,10 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from payhook.domain.webhooks import failed_too_long
-from payhook.outbox.drain import RetryLater
+from payhook.outbox.drain import NotReady, RetryLater
 from payhook.outbox.store import Entry
 
 PENDING, DELIVERED, FAILED, DEAD = "pending", "delivered", "failed", "dead"
+HELD_SECONDS = 3600.0  # a held row looks again this often (enabling it makes it due at once)
 
 
 class DeliveryFailed(RetryLater):
@@ -83,7 +85,7 @@ class Record:
 class Plan:
     tries: list[tuple[Entry, Target]] = field(default_factory=list)
     ended: dict[str, Record] = field(default_factory=dict)  # by row id: untried, ended
-    missing: dict[str, BaseException] = field(default_factory=dict)  # by row id
+    unsent: dict[str, BaseException] = field(default_factory=dict)  # by row id: held, or lost
 
 
 @dataclass
@@ -93,16 +95,20 @@ class Settled:
 
 
 def plan(entries: Sequence[Entry], targets: Mapping[str, Target]) -> Plan:
-    """The tries to make; a delivery already delivered (the row ran before) needs none, nor
-    one held by a disabled endpoint: both write nothing."""
+    """The tries to make; a delivery already delivered (the row ran before) needs none and
+    writes nothing; one whose endpoint is disabled is held."""
     planned = Plan()
     for entry in entries:
         delivery_id = entry.payload["delivery_id"]
         target = targets.get(delivery_id)
         if target is None:
-            planned.missing[entry.id] = LookupError(f"no delivery {delivery_id}")
-        elif target.status == DELIVERED or target.endpoint_status == "disabled":
+            planned.unsent[entry.id] = LookupError(f"no delivery {delivery_id}")
+        elif target.status == DELIVERED:
             continue
+        elif target.endpoint_status == "disabled":
+            planned.unsent[entry.id] = NotReady(
+                "held: the endpoint is disabled; enabling it sends this delivery",
+                retry_in=HELD_SECONDS, shown=True)
         elif target.endpoint_status != "enabled":  # deleted: nothing will ever be sent
             planned.ended[entry.id] = Record(target.id, None, DEAD)
         else:
@@ -116,7 +122,7 @@ def settle(planned: Plan, attempts: Sequence[Attempt], now: datetime,
     again once the endpoint is enabled); any other result fails the row — the delivery is
     ``failed`` while it is retried, ``dead`` after the row's last attempt — and disables the
     endpoint once every try has failed for ``disable_after``."""
-    settled = Settled(records=dict(planned.ended), failed=dict(planned.missing))
+    settled = Settled(records=dict(planned.ended), failed=dict(planned.unsent))
     for (entry, target), attempt in zip(planned.tries, attempts, strict=True):
         was_failing = target.failing_since is not None
         if attempt.delivered:

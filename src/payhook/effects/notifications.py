@@ -113,24 +113,17 @@ def _deliveries(events: dict[str, tuple[Any, dict[str, Any]]],
         await merchant_events.record(conn, [
             {"merchant_id": session.merchant_id, "mode": session.mode, "session_id": session.id,
              "body": event} for session, event in chosen])
-        wanting: dict[tuple[str, str], list[Any]] = defaultdict(list)
-        for endpoint in await conn.execute(
-                select(endpoints.c.id, endpoints.c.merchant_id, endpoints.c.mode,
-                       endpoints.c.status, endpoints.c.enabled_events).where(
-                    endpoints.c.merchant_id.in_({session.merchant_id for session, _ in chosen}),
-                    endpoints.c.status != "deleted")):
-            wanting[(endpoint.merchant_id, endpoint.mode)].append(endpoint)
-        rows = [{"id": new_id("dl"), "endpoint_id": endpoint.id, "merchant_id": session.merchant_id,
-                 "mode": session.mode, "event_id": event["id"], "type": event["type"],
-                 "session_id": session.id, "body": event, "status": "pending", "attempts": 0,
-                 "created_at": now}
+        found = await _endpoints(conn, {session.merchant_id for session, _ in chosen})
+        rows = [{"id": new_id("dl"), "endpoint_id": endpoint.id,
+                 "merchant_id": session.merchant_id, "mode": session.mode,
+                 "event_id": event["id"], "type": event["type"], "session_id": session.id,
+                 "body": event, "status": "pending", "attempts": 0, "created_at": now}
                 for session, event in chosen
-                for endpoint in wanting[(session.merchant_id, session.mode)]
+                for endpoint in found.get((session.merchant_id, session.mode), ())
                 if accepts(endpoint.enabled_events, event["type"])]
         if not rows:
             return
-        enabled = {endpoint.id for found in wanting.values() for endpoint in found
-                   if endpoint.status == "enabled"}
+        enabled = await _enabled(conn, [one for some in found.values() for one in some])
         created = (await conn.execute(
             insert_ignoring_conflicts(conn, deliveries).returning(
                 deliveries.c.id, deliveries.c.session_id, deliveries.c.endpoint_id),
@@ -139,3 +132,29 @@ def _deliveries(events: dict[str, tuple[Any, dict[str, Any]]],
                              for row in created if row.endpoint_id in enabled], now, max_attempts)
 
     return write
+
+
+async def _endpoints(conn: AsyncConnection,
+                     merchant_ids: set[str]) -> dict[tuple[str, str], list[Any]]:
+    """These merchants' endpoints, deleted ones aside, by (merchant, mode)."""
+    found: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for endpoint in await conn.execute(
+            select(endpoints.c.id, endpoints.c.merchant_id, endpoints.c.mode,
+                   endpoints.c.status, endpoints.c.enabled_events)
+            .where(endpoints.c.merchant_id.in_(merchant_ids), endpoints.c.status != "deleted")):
+        found[(endpoint.merchant_id, endpoint.mode)].append(endpoint)
+    return found
+
+
+async def _enabled(conn: AsyncConnection, found: Sequence[Any]) -> set[str]:
+    """The enabled endpoints among those read. A disabled one is read again under a share
+    lock (PostgreSQL; SQLite has one writer): an update enabling it at this moment then
+    either comes first — and it is enabled here — or waits for this transaction, and finds
+    the deliveries it must send. Nothing is locked while every endpoint is enabled."""
+    enabled = {endpoint.id for endpoint in found if endpoint.status == "enabled"}
+    if disabled := [endpoint.id for endpoint in found if endpoint.status != "enabled"]:
+        rows = await conn.execute(
+            select(endpoints.c.id, endpoints.c.status).where(endpoints.c.id.in_(disabled))
+            .with_for_update(read=True))  # the latest committed status, once the lock is ours
+        enabled |= {row.id for row in rows if row.status == "enabled"}
+    return enabled
