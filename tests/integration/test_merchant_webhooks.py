@@ -20,6 +20,7 @@ from payhook.domain.decisions import FAILED, NOTIFY, PAID
 from payhook.effects.deliveries import DELIVER
 from payhook.outbox.retry import RetryPolicy
 from payhook.runtime.pump import sweep
+from payhook.services import deliveries as delivery_service
 from tests import flows
 from tests.conftest import make_settings
 from tests.flows import endpoint_for, finished, table
@@ -92,7 +93,8 @@ async def test_a_410_disables_and_re_enabling_sends_what_was_held(client, app, m
 
 async def test_recover_sends_each_dead_delivery_once_with_its_webhook_id(client, app,
                                                                          merchant, server,
-                                                                         drain):
+                                                                         drain, monkeypatch):
+    monkeypatch.setattr(delivery_service, "CHUNK", 1)  # rescheduled a chunk at a time
     server.answer = 500
     endpoint_id = await endpoint_for(client, merchant, server)
     before = clock.now()

@@ -28,6 +28,8 @@ from payhook.outbox.store import enqueue
 from payhook.services import merchant_events
 from payhook.services.api_keys import Caller
 
+CHUNK = 500  # deliveries rescheduled per statement
+
 
 async def list_deliveries(conn: AsyncConnection, caller: Caller, page: PageRequest,
                           endpoint: str | None = None, status: str | None = None) -> Page:
@@ -121,8 +123,17 @@ async def release_held(conn: AsyncConnection, endpoint_id: str, max_attempts: in
 
 async def reschedule(conn: AsyncConnection, found: Sequence[Any], now: datetime,
                      max_attempts: int) -> list[str]:
-    """Each delivery (``id``, ``session_id``) due now with fresh attempts, set-based; returns
-    the ids rescheduled — all but those in flight."""
+    """Each delivery (``id``, ``session_id``) due now with fresh attempts, set-based a chunk
+    at a time (a recovery of a long outage names many, and SQLite binds at most 32 766
+    values); returns the ids rescheduled — all but those in flight."""
+    chosen: list[str] = []
+    for start in range(0, len(found), CHUNK):
+        chosen += await _reschedule(conn, found[start:start + CHUNK], now, max_attempts)
+    return chosen
+
+
+async def _reschedule(conn: AsyncConnection, found: Sequence[Any], now: datetime,
+                      max_attempts: int) -> list[str]:
     by_key = {dedup_key(DELIVER, {"delivery_id": row.id}): row for row in found}
     if not by_key:
         return []
