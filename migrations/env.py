@@ -19,6 +19,8 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        _without_foreign_keys(connection)
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
@@ -27,6 +29,18 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def _without_foreign_keys(connection: Connection) -> None:
+    """Batch mode rebuilds a SQLite table (copy, drop, rename): with foreign keys enforced, as
+    the engine sets them, dropping a table that other rows refer to fails. SQLite reads this
+    pragma only outside a transaction, so it goes to the driver's connection before the
+    migration's transaction begins."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=OFF")
+    finally:
+        cursor.close()
 
 
 async def _run_async() -> None:

@@ -1,11 +1,12 @@
 """Steps several tests take: pay a session through a signed provider webhook, then drain the
-outbox in this process with the real handler registry."""
+outbox in this process with the real handler registry; point an endpoint at a merchant server
+and read what the outbox and the tables hold."""
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from payhook import clock
 from payhook.config import Settings
@@ -17,6 +18,7 @@ from payhook.outbox.retry import RetryPolicy
 from payhook.services import api_keys
 from tests import signing
 from tests.conftest import MerchantAccount
+from tests.merchant_server import MerchantServer
 
 
 async def new_session(client, merchant, **body) -> str:
@@ -74,3 +76,29 @@ async def drain_until(drain: Drainer[EffectContext], done: Callable[[], Awaitabl
         await drain.drain()
         await make_due(drain.engine)
         await asyncio.sleep(0.01)
+
+
+async def endpoint_for(client, merchant, server: MerchantServer, url: str | None = None,
+                       **fields) -> str:
+    """A webhook endpoint to ``server`` (its URL unless ``url``), whose secret the server
+    verifies with from now on."""
+    answer = await client.post("/v1/webhook_endpoints", headers=merchant.headers,
+                               json={"url": url or server.url, **fields})
+    assert answer.status_code == 201, answer.text
+    server.secret = answer.json()["secret"]
+    return str(answer.json()["id"])
+
+
+async def table(app, which, *where):
+    async with app.state.payhook.engine.connect() as conn:
+        return (await conn.execute(select(which).where(*where))).all()
+
+
+async def outbox_row(app, kind: str):
+    [row] = await table(app, outbox_entries, outbox_entries.c.kind == kind)
+    return row
+
+
+async def finished(app, kind: str) -> bool:
+    rows = await table(app, outbox_entries, outbox_entries.c.kind == kind)
+    return bool(rows) and all(row.status in ("done", "dead") for row in rows)

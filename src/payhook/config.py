@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     access_link_days: int = Field(7, ge=1, le=365)
     smtp_url: str | None = None
     allow_private_urls: bool = False
+    # An endpoint whose every try has failed this long is disabled (reason "failing"); hours,
+    # fractions allowed (a test waits seconds, not days).
+    endpoint_disable_after_hours: float = Field(120.0, gt=0, le=8760)
     outbox_backoff_seconds: float = Field(5.0, gt=0, le=86_400)
     outbox_max_attempts: int = Field(10, ge=1, le=100)
     # How long a claimed row stays a worker's before another may take it (a killed worker's

@@ -6,6 +6,7 @@ context: ``{"mode": "test" | "live", "crypto": frozenset[str]}``.
 
 import re
 import unicodedata
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -25,6 +27,7 @@ from pydantic import (
 from payhook import ids
 from payhook import schema_hints as hints
 from payhook.domain import money, onchain
+from payhook.domain.webhooks import EVERY
 from payhook.errors import InvalidRequest
 
 M = TypeVar("M", bound=BaseModel)
@@ -147,20 +150,105 @@ class AccessReveal(Strict):
     token: StrictStr | None = None
 
 
+# "*" and domain.webhooks.EVENT_TYPES (tests/unit/test_webhook_rules.py checks they agree).
+EventType = Literal["*", "checkout.session.paid", "checkout.session.failed",
+                    "webhook_endpoint.test"]
+EnabledEvents = Annotated[list[EventType], Field(
+    min_length=1, max_length=4, description='event types, or ["*"] for every type')]
+Description = Annotated[StrictStr, Field(max_length=500, json_schema_extra=hints.printable)]
+EndpointUrl = Annotated[StrictStr, Field(max_length=2048, json_schema_extra=hints.ENDPOINT_URL)]
+
+
+def _endpoint_url(value: str | None, info: ValidationInfo) -> str | None:
+    """An ``https`` URL (``http`` too in test mode) that httpx, which will POST to it, can
+    parse (whether its host is public is checked by :mod:`payhook.net`, which needs to resolve
+    it, after this)."""
+    if value is None:
+        return None
+    allowed = ("https",) if (info.context or {}).get("mode") == "live" else ("http", "https")
+    check_url(value, allowed)
+    check_fetchable(value)
+    return value
+
+
+def _enabled_events(value: list[str] | None) -> list[str] | None:
+    if value is not None and len(set(value)) != len(value):
+        raise ValueError("must not repeat an event type")
+    if value is not None and EVERY in value and len(value) > 1:
+        raise ValueError('["*"] stands alone: it already means every type')
+    return value
+
+
+def _description(value: str | None) -> str | None:
+    if value is not None and has_control_characters(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
 class WebhookEndpointCreate(Strict):
-    """Where to deliver events: an ``https`` URL (``http`` too in test mode) that httpx, which
-    will POST to it, can parse (whether its host is public is checked by :mod:`payhook.net`,
-    which needs to resolve it, after this)."""
+    """Where to deliver events, and which (``enabled_events``, every type by default)."""
 
-    url: Annotated[StrictStr, Field(max_length=2048, json_schema_extra=hints.ENDPOINT_URL)]
+    url: EndpointUrl
+    enabled_events: EnabledEvents | None = None
+    description: Description | None = None
 
-    @field_validator("url")
+    _url = field_validator("url")(_endpoint_url)
+    _events = field_validator("enabled_events")(_enabled_events)
+    _text = field_validator("description")(_description)
+
+
+class WebhookEndpointUpdate(WebhookEndpointCreate):
+    """What changes: the fields given (``description: null`` clears it), checked as at
+    creation; ``disabled: false`` enables the endpoint again, whatever disabled it."""
+
+    url: EndpointUrl | None = None  # type: ignore[assignment]
+    disabled: StrictBool | None = None
+
+
+class SecretRotation(Strict):
+    expires_in: Annotated[StrictInt, Field(ge=0, le=604_800, description=(
+        "seconds the current secret keeps signing beside the new one (0: it stops now)"))
+    ] = 86_400
+
+
+Moment = Annotated[StrictStr, Field(max_length=64, json_schema_extra={"format": "date-time"})]
+
+
+def moment(value: str) -> datetime:
+    """An ISO 8601 time with its offset, as UTC."""
+    try:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError("must be an ISO 8601 time with an offset, e.g. "
+                         "2026-12-01T00:00:00Z") from None
+
+
+class Recovery(Strict):
+    """The window of deliveries to send again: made at ``since`` or later, before ``until``
+    (now if left out)."""
+
+    since: Moment
+    until: Moment | None = None
+
+    @field_validator("since", "until")
     @classmethod
-    def _http_url(cls, value: str, info: ValidationInfo) -> str:
-        allowed = ("https",) if (info.context or {}).get("mode") == "live" else ("http", "https")
-        check_url(value, allowed)
-        check_fetchable(value)
+    def _moment(cls, value: str | None) -> str | None:
+        if value is not None:
+            moment(value)
         return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Recovery":
+        if self.until is not None and moment(self.until) <= moment(self.since):
+            raise _field_error("until", "must be later than since")
+        return self
+
+    @property
+    def window(self) -> tuple[datetime, datetime | None]:
+        return moment(self.since), None if self.until is None else moment(self.until)
 
 
 class ReplayOne(Strict):

@@ -126,3 +126,44 @@ async def test_keys_create_gives_a_merchant_a_new_working_key(tmp_path, pg_url):
     assert too_long.returncode == 1 and "label" in too_long.stderr
     assert run("keys", "create", "--merchant", merchant, "--mode", "sandbox", env=env,
                cwd=tmp_path).returncode == 2
+
+
+async def test_deliveries_list_shows_one_merchants_deliveries_by_status(tmp_path, pg_url):
+    import json
+
+    from sqlalchemy import update
+
+    from payhook.db.tables import deliveries
+
+    settings = make_settings(pg_url, allow_private_urls=True)
+    env = {**clean_environment(), "DATABASE_URL": pg_url,
+           "PAYHOOK_SECRET_KEY": settings.require_secret(),
+           "PAYHOOK_ADMIN_TOKEN": settings.require_admin_token()}
+    created = run("merchants", "create", "Corner shop", "--json", env=env, cwd=tmp_path)
+    merchant = json.loads(created.stdout)
+    headers = {"Authorization": f"Bearer {merchant['api_key']['secret']}"}
+    app = create_app(settings, embedded_worker=False)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            endpoint = (await client.post("/v1/webhook_endpoints", headers=headers,
+                                          json={"url": "https://shop.invalid/hook"})).json()
+            made = [(await client.post(f"/v1/webhook_endpoints/{endpoint['id']}/test",
+                                       headers=headers)).json()["id"] for _ in range(2)]
+        async with app.state.payhook.engine.begin() as conn:
+            await conn.execute(update(deliveries).where(deliveries.c.id == made[0])
+                               .values(status="failed"))
+
+    failed = run("deliveries", "list", "--merchant", merchant["id"], "--status", "failed",
+                 env=env, cwd=tmp_path)
+    assert failed.returncode == 0, failed.stderr
+    listed = json.loads(failed.stdout)
+    assert [d["id"] for d in listed["data"]] == [made[0]] and not listed["has_more"]
+    assert listed["data"][0]["event_type"] == "webhook_endpoint.test"
+    every = json.loads(run("deliveries", "list", "--merchant", merchant["id"], "--mode", "test",
+                           env=env, cwd=tmp_path).stdout)
+    assert [d["id"] for d in every["data"]] == made[::-1]
+    assert json.loads(run("deliveries", "list", "--merchant", merchant["id"], "--mode", "live",
+                          env=env, cwd=tmp_path).stdout)["data"] == []
+    bad = run("deliveries", "list", "--merchant", "shop", env=env, cwd=tmp_path)
+    assert bad.returncode == 2 and "merchant id" in bad.stderr

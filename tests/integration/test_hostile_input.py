@@ -73,12 +73,16 @@ def test_the_derived_lists_cover_every_route(app):
     params = {(method, path) for method, path in mounted if "{" in path}
     assert params == set(WITH_PATH_PARAMS)
     # The routes the issue names, so an empty derivation cannot pass.
-    for path in ("/session/{id}/status", "/v1/checkout/sessions/{id}",
+    for path in ("/session/{id}/status", "/v1/checkout/sessions/{id}", "/v1/deliveries/{id}",
+                 "/v1/deliveries/{id}/retry", "/v1/events/{id}",
+                 "/v1/webhook_endpoints/{id}/recover", "/v1/webhook_endpoints/{id}/test",
+                 "/v1/webhook_endpoints/{id}/rotate_secret",
                  "/v1/checkout/sessions/{id}/cancel", "/v1/invoices/{id}", "/v1/api_keys/{id}",
                  "/v1/webhook_endpoints/{id}", "/admin/events/{id}", "/admin/outbox/{id}",
                  "/admin/outbox/{id}/replay", "/access/{session_id}"):
         assert path in {path for _, path in WITH_PATH_PARAMS}, path
     assert {"/v1/checkout/sessions", "/v1/invoices", "/v1/api_keys", "/v1/webhook_endpoints",
+            "/v1/deliveries", "/v1/events",
             "/admin/events", "/admin/anomalies", "/admin/outbox"} <= set(LISTS)
 
 
@@ -170,6 +174,7 @@ async def test_bad_list_queries_are_400_naming_the_parameter(client, merchant, p
 def test_every_list_has_filters_described_where_the_issue_names_them():
     from payhook.api.openapi import document
     named = {"/v1/checkout/sessions": {"status"}, "/admin/events": {"provider", "outcome"},
+             "/v1/deliveries": {"endpoint", "status"}, "/v1/events": {"type"},
              "/admin/anomalies": {"kind", "session_id"}, "/admin/outbox": {"status", "kind"}}
     for path, expected in named.items():
         assert expected <= set(filters_of(document(), path)), path
@@ -217,6 +222,11 @@ NUL_BODIES = [
     ("POST", "/v1/api_keys", {"label": "ci\x00"}, "label"),
     ("POST", "/v1/api_keys", {"label": "\ud83d"}, "label"),
     ("POST", "/v1/webhook_endpoints", {"url": "https://a.example/\x00"}, "url"),
+    ("POST", "/v1/webhook_endpoints", {"url": "https://a.example/", "description": "a\x00"},
+     "description"),
+    ("POST", "/v1/webhook_endpoints",
+     {"url": "https://a.example/", "enabled_events": ["checkout.session.paid\x00"]},
+     "enabled_events"),
     ("POST", "/admin/outbox/replay", {"status": "dead", "kind": "invoice.create\x00"}, "kind"),
     ("POST", "/admin/outbox/replay", {"status": "dead", "reason": "why\x00"}, "reason"),
     ("POST", "/admin/merchants", {"name": "Acme\x00"}, "name"),

@@ -15,7 +15,8 @@ from tests import flows
 from tests.conftest import SECRET_KEY, make_settings
 
 PUBLIC_URL = "https://93.184.215.14/payhook"
-ENDPOINT_FIELDS = {"id", "object", "url", "mode", "status", "disabled_reason", "created_at"}
+ENDPOINT_FIELDS = {"id", "object", "url", "mode", "enabled_events", "description", "status",
+                   "disabled_reason", "previous_secret_expires_at", "created_at"}
 
 
 @pytest.fixture

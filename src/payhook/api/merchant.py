@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from payhook.api import auth, invoices, webhook_endpoints
+from payhook.api import auth, deliveries, invoices, merchant_events, webhook_endpoints
 from payhook.api.body import read_object
 from payhook.api.params import path_id
 from payhook.api.responses import merchant_list, query
@@ -109,4 +109,6 @@ routes = [
     Route("/v1/api_keys/{id}", revoke_api_key, methods=["DELETE"]),
     *invoices.routes,
     *webhook_endpoints.routes,
+    *deliveries.routes,
+    *merchant_events.routes,
 ]

@@ -17,6 +17,7 @@ from payhook.api.params import MAX_QUERY_VALUE
 from payhook.api.state import state
 from payhook.db.tables import EVENT_OUTCOMES, OUTBOX_STATUSES, SESSION_STATUSES
 from payhook.domain import money
+from payhook.domain.webhooks import DELIVERY_STATUSES, DISABLED_REASONS, EVENT_TYPES
 from payhook.schema_hints import STORABLE, refuse_nul
 from payhook.schemas import (
     AccessReveal,
@@ -24,10 +25,13 @@ from payhook.schemas import (
     AdminSessionCreate,
     ApiKeyCreate,
     MerchantCreate,
+    Recovery,
     ReplayMany,
     ReplayOne,
+    SecretRotation,
     SessionCreate,
     WebhookEndpointCreate,
+    WebhookEndpointUpdate,
 )
 
 _STRING = {"type": "string"}
@@ -128,23 +132,48 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     "WebhookEndpoint": _object({
         "id": _STRING, "object": {"const": "webhook_endpoint"}, "url": _STRING,
         "mode": {"enum": ["test", "live"]},
+        "enabled_events": {"type": "array", "items": {"enum": ["*", *EVENT_TYPES]}},
+        "description": _NULLABLE_STRING,
         "status": {"enum": ["enabled", "disabled", "deleted"],
-                   "description": "disabled when the endpoint answered 410 Gone"},
-        "disabled_reason": _NULLABLE_STRING, "created_at": _TIME,
+                   "description": "deleted only in the answer to the delete"},
+        "disabled_reason": {"enum": [None, *DISABLED_REASONS],
+                            "description": "gone: it answered 410; failing: every try failed "
+                                           "for PAYHOOK_ENDPOINT_DISABLE_AFTER_HOURS; merchant"},
+        "previous_secret_expires_at": {**_NULLABLE_TIME, "description": (
+            "after a rotation: until then deliveries are signed with the old secret too")},
+        "created_at": _TIME,
     }, optional={"secret": {"type": "string", "description": "the whsec_… signing secret, "
-                                                             "only on create"}}),
+                                                             "only on create and rotation"}}),
     "Event": {**_object({
         "id": {"type": "string", "description": "evt_…, also sent as webhook-id"},
-        "type": {"enum": ["checkout.session.paid", "checkout.session.failed"]},
+        "type": {"enum": list(EVENT_TYPES)},
         "created_at": _TIME,
-        "data": _object({
+        "data": {"type": "object", "properties": {
             "session": _ref("CheckoutSession"),
             "invoice": {"oneOf": [{"type": "null"}, _ref("Invoice")]},
             "customer_access": {"oneOf": [{"type": "null"}, _object({"url": _STRING,
                                                                     "expires_at": _TIME})]},
-        }),
+            "webhook_endpoint": _object({"id": _STRING, "url": _STRING}),
+        }, "description": "checkout.session.*: session, invoice, customer_access; "
+                          "webhook_endpoint.test: webhook_endpoint"},
     }), "description": "What a webhook endpoint receives, signed with Standard Webhooks "
-                       "headers (webhook-id, webhook-timestamp, webhook-signature)"},
+                       "headers (webhook-id, webhook-timestamp, webhook-signature); the "
+                       "events API answers the same bodies"},
+    "Delivery": _object({
+        "id": _STRING, "object": {"const": "delivery"}, "endpoint_id": _STRING,
+        "event_id": {"type": "string", "description": "the webhook-id of every try"},
+        "event_type": {"enum": list(EVENT_TYPES)},
+        "status": {"enum": list(DELIVERY_STATUSES),
+                   "description": "failed: retrying; dead: no tries left (recover sends it)"},
+        "attempts": {"type": "array", "items": _object({
+            "at": _TIME, "status_code": {"type": ["integer", "null"]},
+            "duration_ms": _INTEGER,
+            "response_snippet": {"type": ["string", "null"],
+                                 "description": "the first KiB of the answer"},
+            "error": _NULLABLE_STRING})},
+        "next_attempt_at": _NULLABLE_TIME, "created_at": _TIME, "delivered_at": _NULLABLE_TIME,
+    }),
+    "RecoveryResult": _object({"object": {"const": "recovery"}, "recovered": _INTEGER}),
     "WebhookEvent": {**_object({
         "id": _STRING, "object": {"const": "webhook_event"}, "provider": _PROVIDER,
         "event_id": {"type": "string", "description": "the provider's own event id"},
@@ -187,7 +216,8 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
 
 REQUEST_MODELS: list[type[BaseModel]] = [SessionCreate, AdminSessionCreate, MerchantCreate,
                                          ApiKeyCreate, AdminApiKeyCreate, AccessReveal,
-                                         WebhookEndpointCreate, ReplayOne, ReplayMany]
+                                         WebhookEndpointCreate, ReplayOne, ReplayMany,
+                                         WebhookEndpointUpdate, SecretRotation, Recovery]
 
 
 def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -201,7 +231,7 @@ def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 COLLECTIONS = {"/v1/checkout/sessions": "cs", "/session": "cs", "/access": "cs",
                "/v1/invoices": "in", "/v1/api_keys": "key", "/v1/webhook_endpoints": "we",
                "/admin/events": "ev", "/admin/outbox": "ob", "/admin/anomalies": "an",
-               "/admin/merchants": "mer"}
+               "/admin/merchants": "mer", "/v1/deliveries": "dl", "/v1/events": "evt"}
 
 
 def _id_schema(collection: str) -> dict[str, Any]:
@@ -216,6 +246,9 @@ LIMIT = {"type": "integer", "minimum": 1, "maximum": 100, "default": 10,
 # Filters of the list operations, besides limit and starting_after.
 LIST_FILTERS: dict[str, list[dict[str, Any]]] = {
     "/v1/checkout/sessions": [_query("status", {"enum": list(SESSION_STATUSES)})],
+    "/v1/deliveries": [_query("endpoint", {**_STRING, "pattern": ids.pattern("we")}),
+                       _query("status", {"enum": list(DELIVERY_STATUSES)})],
+    "/v1/events": [_query("type", {"enum": list(EVENT_TYPES)})],
     "/admin/events": [_query("provider", _PROVIDER), _query("outcome", _OUTCOME)],
     "/admin/anomalies": [_query("kind", _STRING), _query("session_id", _STRING)],
     "/admin/outbox": [_query("status", {"enum": list(OUTBOX_STATUSES)}),
@@ -225,9 +258,14 @@ LIST_FILTERS: dict[str, list[dict[str, Any]]] = {
 _ERRORS = {"400": "invalid request", "401": "missing, invalid or revoked credentials",
            "404": "unknown id", "503": "storage unavailable; retry"}
 # Operations that also answer 409, and why.
+_DISABLED = "the endpoint is disabled (endpoint_disabled): enable it first"
 CONFLICTS = {("post", "/access/{session_id}/reveal"):
              "no key to reveal: already revealed (api_key_already_revealed), revoked "
-             "(api_key_revoked), or none provisioned for this session (no_api_key)"}
+             "(api_key_revoked), or none provisioned for this session (no_api_key)",
+             ("post", "/v1/deliveries/{id}/retry"):
+             "the delivery is being sent right now (delivery_in_flight), or " + _DISABLED,
+             ("post", "/v1/webhook_endpoints/{id}/test"): _DISABLED,
+             ("post", "/v1/webhook_endpoints/{id}/recover"): _DISABLED}
 
 # The customer's access page: the link's token, and an HTML page for browsers.
 ACCESS_PAGE = ("get", "/access/{session_id}")
@@ -272,9 +310,41 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Create a webhook endpoint (signing secret shown once); the URL must be http(s) and "
         "public", "webhook_endpoints", "merchant", "WebhookEndpointCreate", 201,
         _ref("WebhookEndpoint")),
+    ("get", "/v1/webhook_endpoints/{id}"): (
+        "Retrieve a webhook endpoint (without its secret)", "webhook_endpoints", "merchant",
+        None, 200, _ref("WebhookEndpoint")),
+    ("post", "/v1/webhook_endpoints/{id}"): (
+        "Update a webhook endpoint; disabled: false enables it again and sends the "
+        "deliveries it held", "webhook_endpoints", "merchant", "WebhookEndpointUpdate", 200,
+        _ref("WebhookEndpoint")),
     ("delete", "/v1/webhook_endpoints/{id}"): (
         "Delete a webhook endpoint", "webhook_endpoints", "merchant", None, 200,
         _ref("WebhookEndpoint")),
+    ("post", "/v1/webhook_endpoints/{id}/rotate_secret"): (
+        "A new signing secret (shown once); the old one keeps signing beside it for "
+        "expires_in seconds", "webhook_endpoints", "merchant", "SecretRotation", 200,
+        _ref("WebhookEndpoint")),
+    ("post", "/v1/webhook_endpoints/{id}/test"): (
+        "Queue a signed webhook_endpoint.test delivery to this endpoint alone",
+        "webhook_endpoints", "merchant", None, 201, _ref("Delivery")),
+    ("post", "/v1/webhook_endpoints/{id}/recover"): (
+        "Send again every failed or dead delivery of this endpoint made in [since, until)",
+        "webhook_endpoints", "merchant", "Recovery", 200, _ref("RecoveryResult")),
+    ("get", "/v1/deliveries"): (
+        "List deliveries with their attempts, newest first", "deliveries", "merchant", None,
+        200, _list_of("Delivery")),
+    ("get", "/v1/deliveries/{id}"): (
+        "Retrieve a delivery with every attempt", "deliveries", "merchant", None, 200,
+        _ref("Delivery")),
+    ("post", "/v1/deliveries/{id}/retry"): (
+        "Send a delivery again now (same webhook-id)", "deliveries", "merchant", None, 200,
+        _ref("Delivery")),
+    ("get", "/v1/events"): (
+        "List the events made for you (30 days), newest first, as endpoints received them",
+        "events", "merchant", None, 200, _list_of("Event")),
+    ("get", "/v1/events/{id}"): (
+        "Retrieve an event exactly as endpoints received it", "events", "merchant", None, 200,
+        _ref("Event")),
     ("get", "/session/{id}/status"): ("Public status of a session", "public", None, None, 200,
                                       _ref("SessionStatus")),
     ACCESS_PAGE: ("The customer's access page: session, invoice and whether a provisioned API "
@@ -394,7 +464,7 @@ def document(crypto: frozenset[str] = frozenset({"eth"})) -> dict[str, Any]:
                 "application/json": {"schema": _ref("Event")}}},
             "responses": {"2XX": {"description": "delivered; 410 disables the endpoint, "
                                                  "anything else is retried with backoff"}},
-        }} for event in ("checkout.session.paid", "checkout.session.failed")},
+        }} for event in EVENT_TYPES},
         "components": {
             "schemas": schemas,
             "securitySchemes": {

@@ -18,7 +18,7 @@ MAX_QUERY_VALUE = 1024  # far above any id, filter or token a query carries
 
 # What an unknown id is called in the 404's message.
 NOUNS = {"cs": "checkout session", "in": "invoice", "key": "API key", "we": "webhook endpoint",
-         "ev": "event", "ob": "outbox entry", "mer": "merchant", "dl": "delivery",
+         "ev": "event", "ob": "outbox entry", "mer": "merchant", "dl": "delivery", "evt": "event",
          "an": "anomaly"}
 
 

@@ -8,11 +8,12 @@ from starlette.responses import JSONResponse
 
 from payhook import inputs
 from payhook.api import auth
-from payhook.api.params import query_value
-from payhook.api.state import state
+from payhook.api.params import path_id, query_value
+from payhook.api.state import AppState, state
 from payhook.db.engine import reading
 from payhook.db.pagination import Page, PageRequest
 from payhook.errors import InvalidRequest
+from payhook.services.api_keys import Caller
 
 PAGE_PARAMS = frozenset({"limit", "starting_after"})
 
@@ -32,6 +33,16 @@ def query(request: Request, allowed: Iterable[str] = ()) -> dict[str, str]:
             raise InvalidRequest(f"repeated query parameter: {name}", param=name)
         params[name] = query_value(name, value)
     return params
+
+
+async def addressed(request: Request, prefix: str) -> tuple[AppState, Caller, str]:
+    """A merchant's state-changing request on one object: the caller, then the query, then
+    the path id — each checked before the body is read, a stranger answered 401 first."""
+    app = state(request)
+    async with reading(app.engine) as conn:
+        caller = await auth.merchant(request, conn)
+    query(request)
+    return app, caller, path_id(request, prefix)
 
 
 def page_request(

@@ -226,7 +226,7 @@ class Invoice(Base):
 
 
 class WebhookEndpoint(Base):
-    """Where a merchant receives ``checkout.session.*`` events, signed Standard Webhooks style."""
+    """Where a merchant receives its events, signed Standard Webhooks style."""
 
     __tablename__ = "webhook_endpoints"
     __table_args__ = (
@@ -240,26 +240,39 @@ class WebhookEndpoint(Base):
     mode: Mapped[str] = mapped_column(String(4))
     url: Mapped[str] = mapped_column(Text)
     sealed_secret: Mapped[bytes] = mapped_column(LargeBinary)  # the whsec_…, encrypted
+    # After a rotation, the secret it replaced, until it expires (then destroyed by the sweep):
+    # meanwhile every delivery carries both signatures.
+    previous_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    enabled_events: Mapped[list[str]] = mapped_column(JSONDocument)  # ["*"]: every type
+    description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(10))
-    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    disabled_reason: Mapped[str | None] = mapped_column(Text)  # gone | failing | merchant
+    # The first failed try since the last delivered one: continuous failure since then.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Delivery(Base):
-    """One event for one endpoint: exactly one row per (endpoint, event), however many tries."""
+    """One event for one endpoint: exactly one row per (endpoint, event), however many tries.
+    ``merchant_id`` and ``mode`` are the endpoint's, kept here for the merchant's own list."""
 
     __tablename__ = "deliveries"
     __table_args__ = (UniqueConstraint("endpoint_id", "event_id"),
-                      Index(None, "created_at", "id"))
+                      Index(None, "created_at", "id"),
+                      Index(None, "merchant_id", "mode", "created_at", "id"),
+                      Index(None, "endpoint_id", "created_at"))
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    mode: Mapped[str] = mapped_column(String(4))
     event_id: Mapped[str] = mapped_column(String(40))
     type: Mapped[str] = mapped_column(String(40))
-    session_id: Mapped[str] = mapped_column(String(40))
+    session_id: Mapped[str | None] = mapped_column(String(40))  # None for a test event
     body: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
-    status: Mapped[str] = mapped_column(String(10))  # pending | delivered | failed
+    status: Mapped[str] = mapped_column(String(10))  # pending | delivered | failed | dead
     attempts: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -276,6 +289,23 @@ class DeliveryAttempt(Base):
     duration_ms: Mapped[int]
     response_snippet: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class MerchantEvent(Base):
+    """An event made for a merchant, exactly as its endpoints receive it (``body``), whether or
+    not it has any: what the merchant reconciles against. Kept 30 days, then pruned."""
+
+    __tablename__ = "merchant_events"
+    __table_args__ = (Index(None, "merchant_id", "mode", "created_at", "id"),
+                      Index(None, "created_at"))
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # evt_…, the webhook-id
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    mode: Mapped[str] = mapped_column(String(4))
+    type: Mapped[str] = mapped_column(String(40))
+    session_id: Mapped[str | None] = mapped_column(String(40))
+    body: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class OutboxReplay(Base):
@@ -343,6 +373,7 @@ invoices = cast(Table, Invoice.__table__)
 webhook_endpoints = cast(Table, WebhookEndpoint.__table__)
 deliveries = cast(Table, Delivery.__table__)
 delivery_attempts = cast(Table, DeliveryAttempt.__table__)
+merchant_events = cast(Table, MerchantEvent.__table__)
 outbox_replays = cast(Table, OutboxReplay.__table__)
 onchain_payments = cast(Table, OnchainPayment.__table__)
 counters = cast(Table, Counter.__table__)

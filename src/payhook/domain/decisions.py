@@ -20,6 +20,7 @@ ACCESS_LINK = "access_link.issue"
 NOTIFY = "merchant.notify"
 ONCHAIN_CHECK = "onchain.check"
 EMAIL = "email.send"  # written by the access-link effect, not by a decision
+DELIVER = "delivery.send"  # one per delivery, written by the notification, retry and recover
 
 PAID = "checkout.session.paid"
 FAILED = "checkout.session.failed"
@@ -130,6 +131,8 @@ def dedup_key(kind: str, payload: Mapping[str, Any]) -> str | None:
     unfinished. However many notices name a transaction, one check per (session, tx) runs."""
     if kind == ONCHAIN_CHECK:
         return f"{kind}:{payload['session_id']}:{payload['tx_hash']}"
+    if kind == DELIVER:  # one delivery is sent by one row at a time (retry, recover, re-enable)
+        return f"{kind}:{payload['delivery_id']}"
     return None
 
 

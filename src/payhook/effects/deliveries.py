@@ -1,14 +1,17 @@
-"""``delivery.send``: POST one event to one merchant endpoint, signed the Standard Webhooks way.
+"""``delivery.send``: POST one event to one merchant endpoint, signed the Standard Webhooks way
+(with both secrets, space-separated, while a rotation's old secret has not expired).
 
-Every try leaves a ``delivery_attempts`` row (status code, duration, a snippet of the answer or
-the error). 2xx delivers. 410 Gone disables the endpoint and ends the delivery. Anything else —
-another status, a redirect (never followed), a timeout, an unreachable or non-public address,
-and any other error of this one try (a URL httpx cannot use, a secret that will not open) —
-fails the attempt alone: its record is committed with the row's retry (with backoff, dead after
-the last attempt). Which try leads where is decided by :mod:`payhook.effects.delivery_plan`;
-this module reads, POSTs and writes. Unless private URLs are allowed, the host is resolved and
-checked at every try, and the request goes to one of the checked addresses (with the original
-Host header and TLS server name), so DNS cannot swap in an internal address after the check.
+Every try leaves a ``delivery_attempts`` row (status code, duration, the first KiB of the answer
+or the error). 2xx delivers. 410 Gone disables the endpoint and holds the delivery. Anything
+else — another status, a redirect (never followed), a timeout, an unreachable or non-public
+address, and any other error of this one try (a URL httpx cannot use, a secret that will not
+open) — fails the attempt alone: its record is committed with the row's retry (with backoff,
+dead after the last attempt), and an endpoint that has failed every try for
+``PAYHOOK_ENDPOINT_DISABLE_AFTER_HOURS`` is disabled. Which try leads where is decided by
+:mod:`payhook.effects.delivery_plan`; this module reads, POSTs and writes. Unless private URLs
+are allowed, the host is resolved and checked at every try, and the request goes to one of the
+checked addresses (with the original Host header and TLS server name), so DNS cannot swap in an
+internal address after the check.
 """
 
 import asyncio
@@ -17,7 +20,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any
@@ -32,8 +35,9 @@ from payhook.db.engine import reading
 from payhook.db.statements import update_each
 from payhook.db.tables import deliveries, delivery_attempts
 from payhook.db.tables import webhook_endpoints as endpoints
+from payhook.domain.decisions import DELIVER
 from payhook.effects.context import EffectContext
-from payhook.effects.delivery_plan import DELIVERED, FAILED, Attempt, Record, Target, plan, settle
+from payhook.effects.delivery_plan import Attempt, Record, Target, plan, settle
 from payhook.ids import new_id
 from payhook.outbox.drain import Outcome
 from payhook.outbox.store import Entry
@@ -41,10 +45,9 @@ from payhook.redaction import describe, redact
 
 log = logging.getLogger("payhook.deliveries")
 
-DELIVER = "delivery.send"
-SNIPPET_CHARS = 500
+__all__ = ["DELIVER", "send", "signed_headers"]
+SNIPPET_BYTES = 1024  # of an answer, kept on the attempt
 READ_LIMIT_BYTES = 4096  # of an answer: enough for the snippet, never the whole of a huge body
-# ``scheme://user:password@`` in an error's text: what precedes the ``@`` is not kept.
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ async def send(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
         log.info("delivery attempt", extra={
             "delivery_id": target.id, "endpoint_id": target.endpoint_id,
             "status_code": attempt.status_code, "duration_ms": attempt.duration_ms})
-    settled = settle(planned, attempts)
+    settled = settle(planned, attempts, clock.now(),
+                     timedelta(hours=context.settings.endpoint_disable_after_hours))
     write = partial(_write, settled.records)
     return Outcome(writes=write, failed=settled.failed, failure_writes=write)
 
@@ -76,7 +80,9 @@ async def _targets(engine: AsyncEngine, entries: Sequence[Entry]) -> Mapping[str
         return {row.id: Target(**row._mapping) for row in await conn.execute(
             select(deliveries.c.id, deliveries.c.endpoint_id, deliveries.c.event_id,
                    deliveries.c.body, deliveries.c.status, endpoints.c.url,
-                   endpoints.c.sealed_secret, endpoints.c.status.label("endpoint_status"))
+                   endpoints.c.sealed_secret, endpoints.c.status.label("endpoint_status"),
+                   endpoints.c.failing_since, endpoints.c.previous_secret,
+                   endpoints.c.previous_secret_expires_at)
             .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
             .where(deliveries.c.id.in_({entry.payload["delivery_id"] for entry in entries})))}
 
@@ -95,8 +101,10 @@ async def _try(context: EffectContext, target: Target) -> Attempt:
         async with asyncio.timeout(context.deadline):
             async with context.origins.hold(target.url):
                 raw = json.dumps(target.body, separators=(",", ":")).encode()
-                headers = signed_headers(context.sealer.open(target.sealed_secret),
-                                         target.event_id, raw, clock.now())
+                now = clock.now()
+                headers = signed_headers([context.sealer.open(sealed)
+                                          for sealed in target.secrets(now)],
+                                         target.event_id, raw, now)
                 started = time.monotonic()
                 routes = await _routes(target.url, context.settings.allow_private_urls)
                 status_code, snippet, retry_after = await _post(context.http, routes, raw,
@@ -111,15 +119,18 @@ async def _try(context: EffectContext, target: Target) -> Attempt:
                    retry_after if status_code in (429, 503) else None)
 
 
-def signed_headers(secret: str, event_id: str, raw: bytes, now: datetime) -> dict[str, str]:
-    """Standard Webhooks headers over exactly ``raw``; ``webhook-id`` is the event id, the
-    same on every try, so the merchant can drop duplicates."""
+def signed_headers(secrets: Sequence[str], event_id: str, raw: bytes,
+                   now: datetime) -> dict[str, str]:
+    """Standard Webhooks headers over exactly ``raw``, one signature per secret, space-separated
+    (a receiver holding either secret verifies); ``webhook-id`` is the event id, the same on
+    every try, so the merchant can drop duplicates."""
     return {
         "content-type": "application/json",
         "user-agent": f"payhook/{__version__}",
         "webhook-id": event_id,
         "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(event_id, now, raw.decode()),
+        "webhook-signature": " ".join(Webhook(secret).sign(event_id, now, raw.decode())
+                                      for secret in secrets),
     }
 
 
@@ -164,8 +175,14 @@ async def _post_once(http: httpx.AsyncClient, route: Route, raw: bytes,
             read += chunk
             if len(read) >= READ_LIMIT_BYTES:
                 break
-        return (response.status_code, read.decode(errors="replace")[:SNIPPET_CHARS],
+        return (response.status_code, snippet(read),
                 retry_after(response.headers.get("retry-after")))
+
+
+def snippet(read: bytes) -> str:
+    """The first KiB of an answer as text; a NUL (which PostgreSQL text cannot hold) shown as
+    the replacement character, like any byte that is not UTF-8."""
+    return read[:SNIPPET_BYTES].decode(errors="replace").replace("\x00", "\ufffd")
 
 
 def retry_after(value: str | None) -> float | None:
@@ -205,19 +222,17 @@ def _describe(error: BaseException) -> str:
 
 async def _write(settled: Mapping[str, Record], conn: AsyncConnection,
                  held: Sequence[Entry]) -> None:
-    """What the held rows settled: their tries recorded; an untried delivery ended; an
-    endpoint that answered 410 Gone disabled."""
+    """What the held rows settled: their tries recorded; an untried delivery ended; the
+    endpoints' health (continuous failure since when; disabled by a 410 or by failing)."""
     records = [settled[entry.id] for entry in held if entry.id in settled]
     now = clock.now()
     await _record(conn, [(record, record.attempt) for record in records
                          if record.attempt is not None], now)
     if untried := [record.delivery_id for record in records if record.attempt is None]:
         await conn.execute(update(deliveries).where(deliveries.c.id.in_(untried),
-                                                    deliveries.c.status == "pending")
-                           .values(status=FAILED))
-    for record in records:
-        if record.gone is not None:
-            await _disable(conn, record.gone, record.delivery_id, now)
+                                                    deliveries.c.status != "delivered")
+                           .values(status="dead"))
+    await endpoint_health(conn, records, now)
 
 
 async def _record(conn: AsyncConnection, tried: Sequence[tuple[Record, Attempt]],
@@ -230,17 +245,33 @@ async def _record(conn: AsyncConnection, tried: Sequence[tuple[Record, Attempt]]
          "status_code": attempt.status_code, "duration_ms": attempt.duration_ms,
          "response_snippet": attempt.snippet, "error": attempt.error}
         for record, attempt in tried])
-    for status, changes in ((None, {}), (FAILED, {"status": FAILED}),
-                            (DELIVERED, {"status": DELIVERED, "delivered_at": now})):
+    for status in {record.status for record, _ in tried}:
+        changes = {"delivered_at": now} if status == "delivered" else {}
         await update_each(conn, deliveries, [{"id": record.delivery_id} for record, _ in tried
                                              if record.status == status],
-                          attempts=deliveries.c.attempts + 1, **changes)
+                          attempts=deliveries.c.attempts + 1, status=status, **changes)
 
 
-async def _disable(conn: AsyncConnection, endpoint_id: str, delivery_id: str,
-                   now: datetime) -> None:
-    await conn.execute(
-        update(endpoints).where(endpoints.c.id == endpoint_id, endpoints.c.status == "enabled")
-        .values(status="disabled", updated_at=now,
-                disabled_reason=f"answered 410 Gone to delivery {delivery_id} at "
-                                f"{clock.iso(now)}"))
+async def endpoint_health(conn: AsyncConnection, records: Sequence[Record],
+                          now: datetime) -> None:
+    """Only what changed is written — nothing while an endpoint keeps delivering: a delivery
+    ends its endpoint's failing spell, a first failure starts one, a 410 or a spell past the
+    limit disables it (the limit checked again in SQL, against the spell as stored)."""
+    recovered = {r.endpoint_id for r in records if r.healthy and r.was_failing}
+    failing = {r.endpoint_id for r in records if r.healthy is False and not r.was_failing}
+    if recovered:
+        await conn.execute(update(endpoints).where(endpoints.c.id.in_(recovered))
+                           .values(failing_since=None))
+    if failing - recovered:
+        await conn.execute(update(endpoints).where(endpoints.c.id.in_(failing - recovered),
+                                                   endpoints.c.failing_since.is_(None))
+                           .values(failing_since=now))
+    for reason in ("gone", "failing"):
+        chosen = {r.endpoint_id for r in records if r.disable == reason} - recovered
+        if not chosen:
+            continue
+        where = [endpoints.c.id.in_(chosen), endpoints.c.status == "enabled"]
+        if reason == "failing":  # another try may have delivered since this one read it
+            where.append(endpoints.c.failing_since.is_not(None))
+        await conn.execute(update(endpoints).where(*where).values(
+            status="disabled", disabled_reason=reason, updated_at=now))

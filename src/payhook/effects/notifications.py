@@ -1,4 +1,6 @@
-"""``merchant.notify``: one event per session outcome, one delivery per enabled endpoint.
+"""``merchant.notify``: one event per session outcome, kept for the merchant's events API, and
+one delivery per endpoint whose ``enabled_events`` let it through. A disabled endpoint's
+delivery is made too, and held (no ``delivery.send`` row) until the endpoint is enabled again.
 
 The ``checkout.session.paid`` event carries the session's invoice and its customer access link,
 which sibling outbox rows make: until both exist the row is postponed (``NotReady``), or fails
@@ -21,14 +23,14 @@ from payhook.db.engine import reading
 from payhook.db.statements import insert_ignoring_conflicts
 from payhook.db.tables import checkout_sessions, deliveries, invoices, outbox_entries
 from payhook.db.tables import webhook_endpoints as endpoints
-from payhook.domain.decisions import ACCESS_LINK, FAILED, INVOICE, PAID
+from payhook.domain.decisions import ACCESS_LINK, DELIVER, FAILED, INVOICE, PAID
+from payhook.domain.webhooks import accepts
 from payhook.effects.context import EffectContext
-from payhook.effects.deliveries import DELIVER
 from payhook.ids import new_id
 from payhook.outbox.drain import BatchWrites, NotReady, Outcome
 from payhook.outbox.store import Entry, enqueue
 from payhook.services import invoices as invoice_service
-from payhook.services import sessions
+from payhook.services import merchant_events, sessions
 
 EVENT_TYPES = (PAID, FAILED)
 MAX_WAIT_SECONDS = 30.0
@@ -47,7 +49,8 @@ async def notify(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
         invoice_ids = {session.invoice_id for session in found.values() if session.invoice_id}
         invoice_rows = {row.id: row for row in await conn.execute(
             select(invoices).where(invoices.c.id.in_(invoice_ids)))} if invoice_ids else {}
-        for entry in entries:
+        # In the order their causes were recorded: the events API lists them in that order.
+        for entry in sorted(entries, key=lambda entry: entry.created_at):
             session_id, kind = entry.payload["session_id"], entry.payload["type"]
             session = found.get(session_id)
             if kind not in EVENT_TYPES:
@@ -97,32 +100,60 @@ async def _not_ready(conn: AsyncConnection, session_id: str) -> Exception:
 
 def _deliveries(events: dict[str, tuple[Any, dict[str, Any]]],
                 max_attempts: int) -> BatchWrites:
-    """A delivery (and its ``delivery.send`` row) per event and enabled endpoint of its
-    merchant and mode; an event's deliveries that exist already are not made again."""
+    """The events, and a delivery per event and endpoint of its merchant and mode that wants
+    its type, with a ``delivery.send`` row if the endpoint is enabled; what exists already (the
+    row ran before) is not made again."""
 
     async def write(conn: AsyncConnection, held: Sequence[Entry]) -> None:
         chosen = [events[entry.id] for entry in held if entry.id in events]
         if not chosen:
             return
-        enabled: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for endpoint in await conn.execute(
-                select(endpoints.c.id, endpoints.c.merchant_id, endpoints.c.mode).where(
-                    endpoints.c.merchant_id.in_({session.merchant_id for session, _ in chosen}),
-                    endpoints.c.status == "enabled")):
-            enabled[(endpoint.merchant_id, endpoint.mode)].append(endpoint.id)
         now = clock.now()
-        rows = [{"id": new_id("dl"), "endpoint_id": endpoint_id, "event_id": event["id"],
-                 "type": event["type"], "session_id": session.id, "body": event,
-                 "status": "pending", "attempts": 0, "created_at": now}
+        await merchant_events.record(conn, [
+            {"merchant_id": session.merchant_id, "mode": session.mode, "session_id": session.id,
+             "body": event} for session, event in chosen])
+        found = await _endpoints(conn, {session.merchant_id for session, _ in chosen})
+        rows = [{"id": new_id("dl"), "endpoint_id": endpoint.id,
+                 "merchant_id": session.merchant_id, "mode": session.mode,
+                 "event_id": event["id"], "type": event["type"], "session_id": session.id,
+                 "body": event, "status": "pending", "attempts": 0, "created_at": now}
                 for session, event in chosen
-                for endpoint_id in enabled[(session.merchant_id, session.mode)]]
+                for endpoint in found.get((session.merchant_id, session.mode), ())
+                if accepts(endpoint.enabled_events, event["type"])]
         if not rows:
             return
+        enabled = await _enabled(conn, [one for some in found.values() for one in some])
         created = (await conn.execute(
-            insert_ignoring_conflicts(conn, deliveries).returning(deliveries.c.id,
-                                                                  deliveries.c.session_id),
+            insert_ignoring_conflicts(conn, deliveries).returning(
+                deliveries.c.id, deliveries.c.session_id, deliveries.c.endpoint_id),
             rows)).all()
         await enqueue(conn, [(DELIVER, {"delivery_id": row.id, "session_id": row.session_id})
-                             for row in created], now, max_attempts)
+                             for row in created if row.endpoint_id in enabled], now, max_attempts)
 
     return write
+
+
+async def _endpoints(conn: AsyncConnection,
+                     merchant_ids: set[str]) -> dict[tuple[str, str], list[Any]]:
+    """These merchants' endpoints, deleted ones aside, by (merchant, mode)."""
+    found: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for endpoint in await conn.execute(
+            select(endpoints.c.id, endpoints.c.merchant_id, endpoints.c.mode,
+                   endpoints.c.status, endpoints.c.enabled_events)
+            .where(endpoints.c.merchant_id.in_(merchant_ids), endpoints.c.status != "deleted")):
+        found[(endpoint.merchant_id, endpoint.mode)].append(endpoint)
+    return found
+
+
+async def _enabled(conn: AsyncConnection, found: Sequence[Any]) -> set[str]:
+    """The enabled endpoints among those read. A disabled one is read again under a share
+    lock (PostgreSQL; SQLite has one writer): an update enabling it at this moment then
+    either comes first — and it is enabled here — or waits for this transaction, and finds
+    the deliveries it must send. Nothing is locked while every endpoint is enabled."""
+    enabled = {endpoint.id for endpoint in found if endpoint.status == "enabled"}
+    if disabled := [endpoint.id for endpoint in found if endpoint.status != "enabled"]:
+        rows = await conn.execute(
+            select(endpoints.c.id, endpoints.c.status).where(endpoints.c.id.in_(disabled))
+            .with_for_update(read=True))  # the latest committed status, once the lock is ours
+        enabled |= {row.id for row in rows if row.status == "enabled"}
+    return enabled

@@ -1,7 +1,8 @@
 """What keeps the drain going, in either runner.
 
 :class:`Pump` drains when nudged and on a short poll, and sweeps (expires unpaid sessions,
-buries rows whose worker died on their last attempt) every few seconds. The embedded default
+buries rows whose worker died on their last attempt, destroys rotated-out endpoint secrets past
+their overlap, prunes merchant events past their 30 days) every few seconds. The embedded default
 runs one inside the web process, nudged in-process after each commit; the arq worker runs one
 beside arq, so work continues even while Redis is down — Redis only makes it prompter.
 """
@@ -17,19 +18,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from payhook import clock
 from payhook.outbox import store
 from payhook.outbox.drain import C, Drainer
+from payhook.services import merchant_events, webhook_endpoints
 from payhook.services.expiry import expire_due
 
 log = logging.getLogger("payhook.outbox")
 
 
 async def sweep(engine: AsyncEngine, max_attempts: int) -> int:
-    """Expire unpaid sessions past ``expires_at`` and bury dead workers' last attempts."""
+    """Expire unpaid sessions past ``expires_at``, bury dead workers' last attempts, destroy
+    expired secrets and prune old events (a bounded batch a sweep)."""
     now = clock.now()
     async with engine.begin() as conn:
         expired = await expire_due(conn, now, max_attempts)
         buried = await store.bury_expired_leases(conn, now)
-    if expired or buried:
-        log.info("swept", extra={"expired_sessions": expired, "buried_entries": buried})
+        destroyed = await webhook_endpoints.destroy_expired_secrets(conn, now)
+        pruned = await merchant_events.prune(conn, now)
+    if expired or buried or destroyed or pruned:
+        log.info("swept", extra={"expired_sessions": expired, "buried_entries": buried,
+                                 "destroyed_secrets": destroyed, "pruned_events": pruned})
     return expired
 
 
