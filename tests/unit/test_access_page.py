@@ -2,7 +2,17 @@
 
 import pytest
 
-from payhook.api.access import prefers_html, render, render_revealed
+from payhook.api.pages import prefers_html, templates
+
+
+def render(document: dict, token: str) -> str:
+    return templates.get_template("access.html").render(page=document, token=token,
+                                                        static="/static", token_decimals={})
+
+
+def render_revealed(key: dict) -> str:
+    return templates.get_template("access_revealed.html").render(key=key, static="/static",
+                                                                 token_decimals={})
 
 
 @pytest.mark.parametrize(("accept", "html"), [
@@ -31,8 +41,9 @@ def test_every_value_is_escaped():
                     "revealed": False},
     }, token='t"><script>')
     assert "<b>" not in page and "cs_<1>" not in page and "<live>" not in page
-    assert "<script>" not in page and 'value="t&quot;&gt;&lt;script&gt;"' in page
-    assert "&lt;b&gt;&quot;Bob&quot; &amp; &#x27;Al&#x27;&lt;/b&gt;" in page
+    assert "<script>" not in page and 'value="t&#34;&gt;&lt;script&gt;"' in page
+    assert "&lt;b&gt;&#34;Bob&#34; &amp; &#39;Al&#39;&lt;/b&gt;" in page
+    assert "0.05 USD" in page and "smallest unit" not in page
     assert 'action="./cs_&lt;1&gt;/reveal"' in page
 
 

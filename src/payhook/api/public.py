@@ -7,7 +7,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from payhook import display
 from payhook.api import access
+from payhook.api.pages import for_people, render, wants_page
 from payhook.api.params import path_id
 from payhook.api.responses import query
 from payhook.api.state import state
@@ -15,11 +17,20 @@ from payhook.db.engine import reading
 from payhook.services import sessions
 
 
+@for_people
 async def session_status(request: Request) -> Response:
+    """The session's ``url``: its status as JSON, or the hosted page for a browser (one that
+    ranks ``text/html`` above JSON; ``*/*`` and no Accept keep the JSON API clients know)."""
     query(request)
     session_id = path_id(request, "cs")
-    async with reading(state(request).engine) as conn:
+    app = state(request)
+    async with reading(app.engine) as conn:
         row = await sessions.get_public(conn, session_id)
+    if wants_page(request):
+        document = sessions.to_object(row, app.settings.public_base_url)
+        crypto = document.get("crypto_payment")  # sessions in eth or a token, once they have it
+        return render(request, "session.html", session=document, crypto=crypto,
+                      crypto_uri=display.ethereum_uri(crypto) if crypto else None)
     return JSONResponse(sessions.to_status(row))
 
 

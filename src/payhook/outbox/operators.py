@@ -66,6 +66,18 @@ async def replay_dead(conn: AsyncConnection, actor: str, kind: str | None = None
     return replayed
 
 
+async def replay_entries(conn: AsyncConnection, entry_ids: list[str], actor: str,
+                         reason: str | None = None) -> list[str]:
+    """Exactly these rows, those of them still dead, back to pending (the console's confirmed
+    bulk replay: what the operator previewed, never a row that died since); their ids."""
+    if not entry_ids:
+        return []
+    replayed = [row.id for row in await _replay(conn, [outbox.c.id.in_(entry_ids)], clock.now())]
+    if replayed:
+        await _audit(conn, actor, reason, replayed)
+    return replayed
+
+
 async def _replay(conn: AsyncConnection, filters: list[Any], now: datetime) -> list[Any]:
     return list(await conn.execute(
         update(outbox).where(*filters, outbox.c.status == "dead")
