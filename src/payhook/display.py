@@ -29,14 +29,15 @@ def amount(value: int, currency: str, token_decimals: dict[str, int] | None = No
     return f"{sign}{text} {currency.upper()}"
 
 
-def moment(value: datetime | str | None) -> str:
-    """``1 Dec 2026, 19:46 UTC``; an ISO 8601 string (as objects carry times) is read first."""
+def moment(value: datetime | str | None, seconds: bool = False) -> str:
+    """``1 Dec 2026, 19:46 UTC`` (``19:46:05`` with ``seconds``, for operators' timelines); an
+    ISO 8601 string (as objects carry times) is read first."""
     if value is None:
         return NOTHING
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return f"{value.day} {value:%b %Y, %H:%M} UTC"
+    return f"{value.day} {value:%b %Y, %H:%M{':%S' if seconds else ''}} UTC"
 
 
 def token_decimals(tokens: tuple[str, ...]) -> dict[str, int]:

@@ -36,6 +36,7 @@ def test_times_in_utc_whatever_they_come_as():
     assert moment("2026-01-09T08:05:00+00:00") == "9 Jan 2026, 08:05 UTC"
     assert moment(datetime(2026, 3, 4, 5, 6)) == "4 Mar 2026, 05:06 UTC"  # naive is UTC
     assert moment(None) == "—"
+    assert moment("2026-12-01T19:46:05+00:00", seconds=True) == "1 Dec 2026, 19:46:05 UTC"
 
 
 def test_ethereum_uris_for_ether_and_tokens():

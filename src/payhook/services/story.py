@@ -34,6 +34,9 @@ from payhook.errors import NotFound
 TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 MAX_QUERY = 255
 MAX_FOUND = 50
+# Within one instant (one transaction), the cause before its effects: the event, then the
+# transition it made, then the work it queued.
+TIES = {kind: rank for rank, kind in enumerate(("created", "event", "paid", "failed"))}
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ async def read(conn: AsyncConnection, session_id: str) -> Story:
         chapters.append(Chapter(clock.as_utc(invoice.created_at), "invoice", invoice))
     if key is not None:
         chapters.append(Chapter(clock.as_utc(key.created_at), "api_key", key))
-    chapters.sort(key=lambda chapter: chapter.at)
+    chapters.sort(key=lambda chapter: (chapter.at, TIES.get(chapter.kind, len(TIES))))
     return Story(session=session, invoice=invoice, key=key, chapters=chapters)
 
 
