@@ -159,3 +159,39 @@ async def test_lists_filter_and_refuse_what_they_do_not_know(client, app, settin
     assert bad.status_code == 400 and 'data-code="parameter_invalid"' in bad.text
     paged = await client.get("/console/outbox?limit=1", headers=BROWSER)
     assert "starting_after=ob_" in paged.text
+
+
+async def test_the_replay_button_replays_one_row_on_the_record(client, app, settings, merchant):
+    session_id = await dead_delivery_story(client, app, settings, merchant)
+    await sign_in(client, name="Linus")
+    story = await client.get(f"/console/sessions/{session_id}", headers=BROWSER)
+    [entry_id] = await dead(app)
+    replayed = await client.post(f"/console/outbox/{entry_id}/replay", headers=BROWSER,
+                                 data={"csrf": csrf_of(story), "reason": "retry it"})
+    assert replayed.status_code == 303
+    assert replayed.headers["location"] == f"/console/sessions/{session_id}?replayed={entry_id}"
+    assert await dead(app) == []
+    async with app.state.payhook.engine.connect() as conn:
+        [audit] = (await conn.execute(select(outbox_replays))).all()
+    assert (audit.entry_ids, audit.reason) == ([entry_id], "retry it")
+    assert audit.actor.startswith("console:Linus:")
+    shown = await client.get(replayed.headers["location"], headers=BROWSER)
+    assert "is pending again" in shown.text
+    again = await client.post(f"/console/outbox/{entry_id}/replay", headers=BROWSER,
+                              data={"csrf": csrf_of(story)})
+    assert again.status_code == 409 and 'data-code="entry_not_dead"' in again.text
+
+
+@pytest.mark.parametrize("path", ["/console/sessions/{}", "/console/outbox/{}/replay"])
+async def test_hostile_ids_are_unknown_pages_and_change_nothing(client, app, path):
+    await sign_in(client)
+    home = await client.get("/console", headers=BROWSER)
+    for value in ("cs_%00", "cs_" + "7" * 10_000, "ob_%00", "%00", "ob_" + "A" * 26):
+        url = path.format(value)
+        answer = (await client.post(url, headers=BROWSER, data={"csrf": csrf_of(home)})
+                  if url.endswith("/replay") else await client.get(url, headers=BROWSER))
+        assert answer.status_code == 404, (url[:40], answer.status_code)
+        assert 'data-code="resource_missing"' in answer.text
+    assert await dead(app) == []
+    nul = await client.get("/console/search", params={"q": "a\x00b"}, headers=BROWSER)
+    assert nul.status_code == 400 and "\x00" not in nul.text
