@@ -3,14 +3,20 @@ token), the guard and its CSRF tokens, the search, one session's story and the r
 
 import logging
 import re
+from datetime import timedelta
 
+import httpx
 import pytest
 from sqlalchemy import select
 
+from payhook import clock
+from payhook.app import create_app
 from payhook.db.tables import outbox_entries, outbox_replays
+from payhook.outbox.retry import RetryPolicy
 from tests import signing
-from tests.conftest import ADMIN_TOKEN, make_settings
-from tests.paying import drain, new_session
+from tests.conftest import ADMIN_TOKEN, make_settings, new_merchant
+from tests.flows import drainer
+from tests.paying import new_session
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -33,8 +39,9 @@ async def sign_in(client, token: str = ADMIN_TOKEN, name: str = "Ada"):
                              data={"csrf": csrf_of(form), "token": token, "name": name})
 
 
-async def dead_delivery_story(client, app, settings, merchant) -> str:
-    """A paid session whose one delivery is dead, paid by a Stripe event carrying a script."""
+async def dead_delivery_story(client, app, settings, merchant, backoff: float = 0.01) -> str:
+    """A paid session whose one delivery failed (dead at its last attempt), paid by a Stripe
+    event carrying a script."""
     hook = await client.post("/v1/webhook_endpoints", headers=merchant.headers,
                              json={"url": "http://127.0.0.1:9/hook"})
     assert hook.status_code == 201, hook.text
@@ -44,7 +51,8 @@ async def dead_delivery_story(client, app, settings, merchant) -> str:
     event["data"]["object"]["description"] = SCRIPT
     raw, headers = signing.signed("stripe", event)
     assert (await client.post("/webhooks/stripe", content=raw, headers=headers)).status_code == 200
-    await drain(app, settings)
+    engine = app.state.payhook.engine
+    await drainer(settings, engine, RetryPolicy(backoff)).drain()
     return session_id
 
 
@@ -195,3 +203,33 @@ async def test_hostile_ids_are_unknown_pages_and_change_nothing(client, app, pat
     assert await dead(app) == []
     nul = await client.get("/console/search", params={"q": "a\x00b"}, headers=BROWSER)
     assert nul.status_code == 400 and "\x00" not in nul.text
+
+
+async def test_retry_now_makes_a_backed_off_row_due_on_the_record(database_url):
+    slow = make_settings(database_url, allow_private_urls=True, outbox_max_attempts=3,
+                         outbox_backoff_seconds=3600)
+    application = create_app(slow, embedded_worker=False)
+    async with application.router.lifespan_context(application), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://payhook.test"
+    ) as client:
+        merchant = await new_merchant(client)
+        session_id = await dead_delivery_story(client, application, slow, merchant, 3600)
+        [waiting] = await rows(application, (outbox_entries.c.status == "pending")
+                               & (outbox_entries.c.attempts > 0))
+        assert waiting.next_attempt_at > clock.now() + timedelta(minutes=30)
+        await sign_in(client)
+        story = await client.get(f"/console/sessions/{session_id}", headers=BROWSER)
+        assert f'action="/console/outbox/{waiting.id}/retry"' in story.text
+        retried = await client.post(f"/console/outbox/{waiting.id}/retry", headers=BROWSER,
+                                    data={"csrf": csrf_of(story), "reason": "it is back"})
+        assert retried.status_code == 303 and "retried=" in retried.headers["location"]
+        [due] = await rows(application, outbox_entries.c.id == waiting.id)
+        assert due.next_attempt_at <= clock.now() and due.attempts == waiting.attempts
+        async with application.state.payhook.engine.connect() as conn:
+            [audit] = (await conn.execute(select(outbox_replays))).all()
+        assert audit.entry_ids == [waiting.id] and audit.reason == "it is back"
+
+
+async def rows(app, where) -> list:
+    async with app.state.payhook.engine.connect() as conn:
+        return list((await conn.execute(select(outbox_entries).where(where))).all())

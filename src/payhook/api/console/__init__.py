@@ -16,6 +16,7 @@ routes = [
     Route("/console/sessions/{id}", views.session, methods=["GET"]),
     Route("/console/outbox", views.outbox, methods=["GET"]),
     Route("/console/outbox/{id}/replay", actions.replay_one, methods=["POST"]),
+    Route("/console/outbox/{id}/retry", actions.retry_one, methods=["POST"]),
     Route("/console/deliveries", views.delivery_list, methods=["GET"]),
     Route("/console/anomalies", views.anomaly_list, methods=["GET"]),
     Route("/console/events", views.event_list, methods=["GET"]),

@@ -1,7 +1,11 @@
-"""The console's pages that change something: replaying one dead outbox row, and the bulk
+"""The console's pages that change something: replaying one dead outbox row, retrying now
+one that waits out its backoff, and the bulk
 replay — a dry-run preview first (a GET: it writes nothing), then the operator confirms exactly
 the rows previewed, with a reason. Every replay goes through :mod:`payhook.outbox.operators`,
 which writes the audit trail, and nudges the worker after the commit."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -32,15 +36,26 @@ def _reason(request: Request, required: bool) -> str | None:
 @for_people
 @signed_in
 async def replay_one(request: Request) -> Response:
+    """A dead row back to pending with fresh attempts."""
+    return await _one(request, operators.replay_one, "replayed")
+
+
+@for_people
+@signed_in
+async def retry_one(request: Request) -> Response:
+    """A row waiting out its backoff, due now."""
+    return await _one(request, operators.retry_now, "retried")
+
+
+async def _one(request: Request, act: Callable[..., Awaitable[Any]], done: str) -> Response:
     query(request)
     entry_id = path_id(request, "ob")
     app = state(request)
     async with app.engine.begin() as conn:
-        row = await operators.replay_one(conn, entry_id, actor(request),
-                                         _reason(request, required=False))
+        row = await act(conn, entry_id, actor(request), _reason(request, required=False))
     app.nudge()
     session_id = row.payload.get("session_id")
-    back = (f"/sessions/{session_id}?replayed={entry_id}" if ids.has_prefix(str(session_id), "cs")
+    back = (f"/sessions/{session_id}?{done}={entry_id}" if ids.has_prefix(str(session_id), "cs")
             else "/outbox?status=pending")
     return RedirectResponse(url(request, back), status_code=303)
 

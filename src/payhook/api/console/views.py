@@ -63,12 +63,12 @@ async def search(request: Request) -> Response:
 @for_people
 @signed_in
 async def session(request: Request) -> Response:
-    query(request, ("replayed",))
+    done = query(request, ("replayed", "retried"))
     session_id = path_id(request, "cs")
     async with reading(state(request).engine) as conn:
         told = await story.read(conn, session_id)
-    return page(request, "console/session.html", story=told,
-                replayed=request.query_params.get("replayed"))
+    return page(request, "console/session.html", story=told, replayed=done.get("replayed"),
+                retried=done.get("retried"))
 
 
 def _listing(name: str, filters: tuple[str, ...],
