@@ -233,3 +233,15 @@ async def test_retry_now_makes_a_backed_off_row_due_on_the_record(database_url):
 async def rows(app, where) -> list:
     async with app.state.payhook.engine.connect() as conn:
         return list((await conn.execute(select(outbox_entries).where(where))).all())
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_behind_https_the_cookie_is_secure(database_url):
+    application = create_app(make_settings(database_url, public_base_url="https://pay.example"),
+                             embedded_worker=False)
+    async with application.router.lifespan_context(application), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="https://pay.example"
+    ) as client:
+        signed = await sign_in(client)
+    assert signed.status_code == 303
+    assert "secure" in signed.headers["set-cookie"].lower()
