@@ -245,3 +245,17 @@ async def test_behind_https_the_cookie_is_secure(database_url):
         signed = await sign_in(client)
     assert signed.status_code == 303
     assert "secure" in signed.headers["set-cookie"].lower()
+
+
+async def test_a_transaction_hash_finds_the_session_it_was_sent_for(client, merchant):
+    session_id = await new_session(client, merchant.id, amount=10**17, currency="eth")
+    tx = "0x" + "Ab" * 32
+    raw, headers = signing.signed("web3", signing.web3_event(session_id, tx_hash=tx))
+    notice = await client.post("/webhooks/web3", content=raw, headers=headers)
+    assert notice.json()["outcome"] == "applied", notice.text  # a check queued, by tx hash
+    await sign_in(client)
+    for text in (tx, tx.lower(), f"  {tx.upper().replace('0X', '0x')}  "):
+        found = await client.get("/console/search", params={"q": text}, headers=BROWSER)
+        assert found.headers.get("location") == f"/console/sessions/{session_id}", text
+    story = await client.get(f"/console/sessions/{session_id}", headers=BROWSER)
+    assert "0.1 ETH" in story.text and "onchain.check" in story.text
