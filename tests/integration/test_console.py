@@ -114,6 +114,8 @@ async def test_the_story_of_a_session_found_by_anything(client, app, settings, m
                  "delivery.send", "Delivery of", "http://127.0.0.1:9/hook", "dead"):
         assert told in text, told
     assert text.count('action="/console/outbox/') == 1  # the one dead row has a replay button
+    [dead_id] = re.findall(r'action="/console/outbox/(ob_\w+)/replay"', text)
+    assert f'Sent by outbox row <a href="#{dead_id}">' in text  # the delivery leads to it
 
 
 async def test_replays_need_the_csrf_token_and_leave_an_audit_trail(client, app, settings,
@@ -130,6 +132,7 @@ async def test_replays_need_the_csrf_token_and_leave_an_audit_trail(client, app,
                                headers=BROWSER)
     assert entry_id in preview.text and "http://127.0.0.1:9/hook" in preview.text
     assert "send checkout.session.paid" in preview.text
+    assert "By kind: <strong>1</strong> delivery.send." in preview.text
     assert await dead(app) == [entry_id]  # the dry run wrote nothing
     no_reason = await client.post("/console/replay", headers=BROWSER,
                                   data={"csrf": csrf_of(preview), "entries": entry_id})

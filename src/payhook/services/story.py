@@ -56,6 +56,12 @@ class Story:
     key: Any | None
     chapters: list[Chapter]
 
+    @property
+    def sending(self) -> dict[str, Any]:
+        """Each delivery's outbox row (where its replay or retry is), by delivery id."""
+        return {chapter.row.payload["delivery_id"]: chapter.row for chapter in self.chapters
+                if chapter.kind == "outbox" and "delivery_id" in chapter.row.payload}
+
 
 async def find(conn: AsyncConnection, text: str) -> list[Any]:
     """Sessions matching a session id, invoice id, provider event id (ours or the provider's),
