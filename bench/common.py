@@ -98,6 +98,58 @@ async def seed_sessions(admin_url: str, name: str, merchant_id: str, sessions: i
         await conn.close()
 
 
+# What a database holds after ``count`` paid sessions (bench-ingest --preload): the sessions,
+# their stored Stripe events (~700-byte bodies) and their six done outbox rows — written by SQL
+# in bulk, in seconds, not through the API. Ids have the real form and never meet the bench's.
+PRELOAD = (
+    """INSERT INTO checkout_sessions (id, merchant_id, mode, status, amount, currency, metadata,
+           customer_email, payment_provider, provider_reference, created_at, updated_at,
+           expires_at, paid_at)
+       SELECT 'cs_preload' || lpad(g::text, 18, '0'), $2, 'test', 'paid', 1999, 'usd', '{}',
+              'c' || g || '@shop.example', 'stripe', 'pi_' || g,
+              t, t, t + interval '1 day', t
+       FROM generate_series(1, $1) AS g,
+            LATERAL (SELECT now() - interval '20 days' * (1 - g::float / $1)) AS at(t)""",
+    """INSERT INTO webhook_events (id, provider, event_id, type, session_id, outcome, raw_body,
+           headers, created_at)
+       SELECT 'ev_preload' || lpad(g::text, 18, '0'), 'stripe', 'evt_preload' || g,
+              'payment_intent.succeeded', 'cs_preload' || lpad(g::text, 18, '0'), 'applied',
+              convert_to('{"id":"evt_preload' || g || '","type":"payment_intent.succeeded",'
+                         || '"data":{"object":{' || repeat('"k' || g || '":"' || md5(g::text)
+                         || '",', 14) || '"metadata":{"session_id":"cs_preload'
+                         || lpad(g::text, 18, '0') || '"}}}}', 'UTF8'),
+              '{"stripe-signature":"t=1,v1=0"}'::jsonb, t
+       FROM generate_series(1, $1) AS g,
+            LATERAL (SELECT now() - interval '20 days' * (1 - g::float / $1)) AS at(t)""",
+    """INSERT INTO outbox_entries (id, kind, payload, status, attempts, max_attempts,
+           next_attempt_at, errors, created_at, updated_at)
+       SELECT 'ob_preload' || lpad((g * 6 + k)::text, 18, '0'), kind,
+              jsonb_build_object('session_id', 'cs_preload' || lpad(g::text, 18, '0'),
+                                 'event', 'ev_preload' || lpad(g::text, 18, '0')),
+              'done', 1, 10, t, '[]', t, t
+       FROM generate_series(1, $1) AS g,
+            LATERAL (SELECT now() - interval '20 days' * (1 - g::float / $1)) AS at(t),
+            unnest(ARRAY['invoice.create', 'api_key.provision', 'access_link.issue',
+                         'email.send', 'merchant.notify', 'delivery.send'])
+                WITH ORDINALITY AS kinds(kind, k)""",
+)
+
+
+async def preload(admin_url: str, name: str, count: int) -> float:
+    """Fill ``name`` with ``count`` paid sessions of ``mer_bench``, their events and done
+    outbox rows (see :data:`PRELOAD`), then VACUUM ANALYZE; returns the seconds it took."""
+    started = time.monotonic()
+    conn = await asyncpg.connect(database_url(admin_url, name))
+    try:
+        for statement in PRELOAD:
+            await conn.execute(statement, *((count, "mer_bench") if "$2" in statement
+                                            else (count,)))
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+    return time.monotonic() - started
+
+
 async def drop_database(admin_url: str, name: str) -> None:
     admin = await asyncpg.connect(database_url(admin_url, "postgres"))
     try:
@@ -151,7 +203,7 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)  # added to payhook's environment
 
     def command(self, admin_url: str) -> tuple[list[str], dict[str, str]]:
-        if self.name == "payhook":
+        if self.name.startswith("payhook"):
             env = {**payhook_env(admin_url, self.database), **self.env}
             return [str(BIN / "payhook"), "serve", "--host", "127.0.0.1",
                     "--port", str(self.port)], env

@@ -23,12 +23,14 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
+from tests.wallet import ANVIL_MNEMONIC, CHAIN_ID
+
 ROOT = Path(__file__).resolve().parents[1]
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
 TOKEN_ARTIFACT = Path(__file__).resolve().parent / "fixtures" / "TestToken.json"
 INSTALL_HINT = "run `make test` (it installs it) or `npm install --no-audit --no-fund`"
-CHAIN_ID = 424242
 GWEI = 10**9
+DEV_ACCOUNTS = 10  # anvil's funded accounts, m/44'/60'/0'/0/<i> of the tests' wallet
 
 
 class RpcError(Exception):
@@ -126,7 +128,8 @@ class Anvil:
         port = free_port()
         process = subprocess.Popen(
             [str(ANVIL), "--host", "127.0.0.1", "--port", str(port), "--chain-id", str(CHAIN_ID),
-             "--no-mining", "--silent", "--accounts", "1",
+             "--no-mining", "--silent", "--mnemonic", ANVIL_MNEMONIC,
+             "--accounts", str(DEV_ACCOUNTS),
              "--timestamp", str(int(time.time()) - 3600)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         node = Node(f"http://127.0.0.1:{port}")

@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from payhook.app import create_app
 from payhook.config import Settings, load_settings
 from payhook.db.migrate import upgrade
-from tests import signing
+from tests import signing, wallet
 
 SECRET_KEY = "test-secret-key-0123456789abcdef0123456789"
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"
@@ -117,7 +117,9 @@ def database_url(backend: str, request: pytest.FixtureRequest) -> str:
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"database_url": database_url, "secret_key": SECRET_KEY,
                               "admin_token": ADMIN_TOKEN,
-                              "public_base_url": "http://payhook.test", **signing.SECRETS}
+                              "public_base_url": "http://payhook.test", **signing.SECRETS,
+                              # crypto sessions need a deposit key: anvil's default wallet
+                              "web3_xpub": wallet.XPUB, "web3_chain_id": wallet.CHAIN_ID}
     values.update(overrides)
     return load_settings(**values)
 

@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from payhook import providers
+from payhook.domain.deposits import DepositAccount, InvalidAccountKey, parse_account
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./payhook.db"
 SECRETS_FILE = "payhook.secret.json"
@@ -68,7 +69,9 @@ class Settings(BaseSettings):
     webhook_tolerance_seconds: int = Field(300, ge=1, le=86_400)
     web3_rpc_url: str | None = None
     web3_chain_id: int | None = Field(None, ge=1)
-    web3_receive_address: str | None = None
+    # The watch-only account key every crypto session's deposit address derives from; not a
+    # secret that spends, but it links all the merchant's payments: never shown or logged.
+    web3_xpub: SecretStr | None = None
     web3_confirmations: int = Field(12, ge=1, le=10_000)
     web3_tokens: CommaList = ()
     access_link_days: int = Field(7, ge=1, le=365)
@@ -85,8 +88,7 @@ class Settings(BaseSettings):
     http_body_timeout_seconds: float = Field(30.0, gt=0, le=3600)
     http_max_connections: int = Field(1000, ge=1, le=1_000_000)
 
-    @field_validator("redis_url", "smtp_url", "web3_rpc_url", "web3_receive_address",
-                     mode="before")
+    @field_validator("redis_url", "smtp_url", "web3_rpc_url", "web3_xpub", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         """``VAR=`` (as compose writes an unset ``${VAR:-}``) means not set."""
@@ -123,7 +125,18 @@ class Settings(BaseSettings):
 
     @property
     def fiat_and_crypto_symbols(self) -> frozenset[str]:
+        """The crypto assets sessions may be created in: ``eth`` and the configured tokens,
+        and none without a deposit key to give each session its own address."""
+        if self.web3_xpub is None:
+            return frozenset()
         return frozenset({"eth"} | {token.split(":", 1)[0] for token in self.web3_tokens})
+
+    @property
+    def deposit_account(self) -> DepositAccount | None:
+        """The parsed ``PAYHOOK_WEB3_XPUB`` (checked by load_settings), or None."""
+        if self.web3_xpub is None:
+            return None
+        return parse_account(self.web3_xpub.get_secret_value())
 
     def require_secret(self) -> str:
         assert self.secret_key is not None  # guaranteed by load_settings
@@ -134,8 +147,15 @@ class Settings(BaseSettings):
         return self.admin_token.get_secret_value()
 
 
+_REPLACED = {"PAYHOOK_WEB3_RECEIVE_ADDRESS": "every crypto session gets an address of its own, "
+                                            "derived from PAYHOOK_WEB3_XPUB"}
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read the environment (plus explicit overrides, for tests) or raise :class:`ConfigError`."""
+    for name, why in _REPLACED.items():  # silently ignoring it would hide the change
+        if os.environ.get(name, "").strip():
+            raise ConfigError(f"{name} is no longer read ({why}): unset it")
     try:
         settings = Settings(**overrides)
     except ValidationError as error:
@@ -147,7 +167,7 @@ def load_settings(**overrides: Any) -> Settings:
     _check_secret("PAYHOOK_SECRET_KEY", settings.secret_key, _MIN_SECRET_LENGTH)
     _check_secret("PAYHOOK_ADMIN_TOKEN", settings.admin_token, _MIN_TOKEN_LENGTH)
     _check_tokens(settings.web3_tokens)
-    _check_web3_node(settings)
+    _check_web3(settings)
     return settings
 
 
@@ -175,14 +195,19 @@ def _check_tokens(tokens: tuple[str, ...]) -> None:
             )
 
 
-def _check_web3_node(settings: Settings) -> None:
-    """An address typo would turn every payment into a wrong-recipient anomaly: refuse it."""
-    address = settings.web3_receive_address
-    if address is not None and not _ADDRESS.match(address):
-        raise ConfigError("PAYHOOK_WEB3_RECEIVE_ADDRESS is not 0x and 40 hex digits")
+def _check_web3(settings: Settings) -> None:
+    """A bad deposit key would hand out addresses nobody can spend from: refuse it. Checking
+    transactions needs the chain they are on and the key their recipients derive from."""
+    if settings.web3_xpub is not None:
+        try:
+            parse_account(settings.web3_xpub.get_secret_value())
+        except InvalidAccountKey as error:
+            raise ConfigError(f"PAYHOOK_WEB3_XPUB {error}") from None
+        if settings.web3_chain_id is None:
+            raise ConfigError("PAYHOOK_WEB3_CHAIN_ID is required when PAYHOOK_WEB3_XPUB is set")
     if settings.web3_rpc_url is None:
         return
-    for name in ("web3_chain_id", "web3_receive_address"):
+    for name in ("web3_chain_id", "web3_xpub"):
         if getattr(settings, name) is None:
             raise ConfigError(f"{_env_name(name)} is required when PAYHOOK_WEB3_RPC_URL is set")
 

@@ -2,7 +2,6 @@
 smallest unit and ISO 8601): ``19.99 USD``, ``0.5 ETH``, ``1 Dec 2026, 19:46 UTC``."""
 
 from datetime import UTC, datetime
-from typing import Any
 
 from payhook.domain.money import exponent, is_fiat
 
@@ -45,12 +44,3 @@ def token_decimals(tokens: tuple[str, ...]) -> dict[str, int]:
     return {symbol: int(decimals) for symbol, _, decimals in
             (token.split(":") for token in tokens)}
 
-
-def ethereum_uri(crypto: dict[str, Any]) -> str:
-    """The EIP-681 request a wallet opens for a session's ``crypto_payment``: ether sent to
-    its address, or the token's ``transfer`` to it, in base units on its chain."""
-    chain, address, value = crypto["chain_id"], crypto["address"], int(crypto["amount"])
-    if crypto.get("contract"):
-        return (f"ethereum:{crypto['contract']}@{chain}/transfer?address={address}"
-                f"&uint256={value}")
-    return f"ethereum:{address}@{chain}?value={value}"

@@ -24,7 +24,7 @@ from pydantic import (
 
 from payhook import ids
 from payhook import schema_hints as hints
-from payhook.domain import money
+from payhook.domain import money, onchain
 from payhook.errors import InvalidRequest
 
 M = TypeVar("M", bound=BaseModel)
@@ -67,10 +67,13 @@ class SessionCreate(Strict):
     @field_validator("currency")
     @classmethod
     def _known_currency(cls, value: str, info: ValidationInfo) -> str:
-        crypto = (info.context or {}).get("crypto", frozenset({"eth"}))
-        if not (money.is_fiat(value) or value in crypto):
-            raise ValueError("must be a lowercase ISO 4217 code or a configured crypto asset")
-        return value
+        crypto = (info.context or {}).get("crypto", frozenset())
+        if money.is_fiat(value) or value in crypto:
+            return value
+        if value == onchain.NATIVE and not crypto:  # refused, not unknown: say why
+            raise ValueError("eth is not accepted: crypto payments need a deposit key "
+                             "(PAYHOOK_WEB3_XPUB) configured")
+        raise ValueError("must be a lowercase ISO 4217 code or a configured crypto asset")
 
     @field_validator("success_url", "cancel_url")
     @classmethod

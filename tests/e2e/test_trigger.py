@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import wallet
 from tests.e2e.conftest import clean_environment, free_port, wait_until_up
 
 PAYHOOK = str(Path(sys.executable).with_name("payhook"))
@@ -64,7 +65,8 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """`payhook serve` on a fresh SQLite file, its webhook secrets generated beside it."""
     cwd = tmp_path_factory.mktemp("trigger")
     port = free_port()
-    env = {**clean_environment(), "DATABASE_URL": f"sqlite+aiosqlite:///{cwd / 'payhook.db'}"}
+    env = {**clean_environment(), "DATABASE_URL": f"sqlite+aiosqlite:///{cwd / 'payhook.db'}",
+           "PAYHOOK_WEB3_XPUB": wallet.XPUB, "PAYHOOK_WEB3_CHAIN_ID": str(wallet.CHAIN_ID)}
     migrated = subprocess.run([PAYHOOK, "migrate"], env=env, cwd=cwd, capture_output=True,
                               text=True, timeout=60)
     assert migrated.returncode == 0, migrated.stderr

@@ -6,7 +6,7 @@ from starlette.routing import Route
 from payhook.app import routes
 
 PUBLIC_FIELDS = {"session_id", "status", "payment_status", "payment_provider", "paid_at",
-                 "amount", "currency", "created_at", "expires_at"}
+                 "amount", "currency", "created_at", "expires_at", "crypto_payment"}
 
 
 async def test_status_shows_no_customer_or_merchant_data(client, merchant):

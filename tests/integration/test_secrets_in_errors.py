@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from payhook.db.engine import create_engine
 from payhook.db.tables import outbox_entries as outbox
 from payhook.observability import JsonFormatter
-from tests import merchant_server, signing
+from tests import merchant_server, signing, wallet
 from tests.anvil import CHAIN_ID, free_port
 from tests.conftest import make_settings
 from tests.paying import ADMIN, drain
@@ -32,8 +32,7 @@ async def rpc_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
 
 @pytest.fixture
 def settings(database_url, rpc_url):
-    return make_settings(database_url, web3_rpc_url=rpc_url, web3_chain_id=CHAIN_ID,
-                         web3_receive_address="0x" + "11" * 20)
+    return make_settings(database_url, web3_rpc_url=rpc_url, web3_chain_id=CHAIN_ID)
 
 
 async def test_a_failing_node_check_keeps_its_key_out_of_errors_and_logs(
@@ -58,6 +57,7 @@ async def test_a_failing_node_check_keeps_its_key_out_of_errors_and_logs(
     logged = "\n".join(JsonFormatter().format(record) for record in caplog.records)
     assert "outbox entry failed" in logged
     assert KEY not in logged
+    assert wallet.XPUB not in logged and wallet.XPUB not in listed.text  # it links payments
     host = settings.web3_rpc_url.split("/")[2]
     assert f"http://{host}/[redacted]" in logged  # web3 logs the URL: redacted, not dropped
 

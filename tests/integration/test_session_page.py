@@ -40,3 +40,11 @@ async def test_a_browser_gets_the_page_that_follows_the_payment(client, merchant
 async def test_an_unknown_session_is_a_404_page_for_browsers(client):
     answer = await client.get("/session/cs_" + "A" * 25 + "/status", headers={"Accept": BROWSER})
     assert answer.status_code == 404 and 'data-code="resource_missing"' in answer.text
+
+
+async def test_a_crypto_session_page_shows_where_and_what_to_pay(client, merchant):
+    session_id = await new_session(client, merchant, amount=5 * 10**17, currency="eth")
+    status = (await client.get(f"/session/{session_id}/status")).json()["crypto_payment"]
+    page = await client.get(f"/session/{session_id}/status", headers={"Accept": BROWSER})
+    assert "0.5 ETH" in page.text and status["address"] in page.text
+    assert f'href="{status["uri"]}"' in page.text and status["uri"].startswith("ethereum:")

@@ -45,7 +45,8 @@ async def test_create_answers_the_whole_session_object(client, merchant):
         "id", "object", "mode", "status", "payment_status", "amount", "currency",
         "payment_provider", "url", "success_url", "cancel_url", "customer_email",
         "customer_name", "metadata", "failure_reason", "created_at", "expires_at", "paid_at",
-        "invoice_id", "customer_access"}
+        "invoice_id", "customer_access", "crypto_payment"}
+    assert session["crypto_payment"] is None  # a fiat session: nothing to pay on chain
 
 
 async def test_default_expiry_is_a_day(client, merchant):

@@ -59,9 +59,9 @@ def test_the_page_never_holds_a_secret_and_the_reveal_escapes_it():
     assert "will not be shown again" in revealed
 
 
-def render_session(session: dict, crypto: dict | None = None, uri: str | None = None) -> str:
+def render_session(session: dict, crypto: dict | None = None) -> str:
     return templates.get_template("session.html").render(
-        session=session, crypto=crypto, crypto_uri=uri, static="/static", token_decimals={})
+        session=session, crypto=crypto, static="/static", token_decimals={})
 
 
 SESSION = {"id": "cs_1", "status": "pending", "amount": 5 * 10**17, "currency": "eth",
@@ -71,8 +71,8 @@ SESSION = {"id": "cs_1", "status": "pending", "amount": 5 * 10**17, "currency": 
 
 def test_a_crypto_session_page_shows_its_address_amount_and_wallet_link():
     crypto = {"chain_id": 1, "asset": "eth", "contract": None, "address": "0x" + "ab" * 20,
-              "amount": str(5 * 10**17)}
-    page = render_session(SESSION, crypto, "ethereum:0xabab@1?value=500000000000000000")
+              "amount": str(5 * 10**17), "uri": "ethereum:0xabab@1?value=500000000000000000"}
+    page = render_session(SESSION, crypto)
     assert "0.5 ETH" in page and "0x" + "ab" * 20 in page
     assert 'href="ethereum:0xabab@1?value=500000000000000000"' in page
     assert 'data-when="paid" hidden' in page  # the way back shows once it is paid

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from payhook.config import SECRETS_FILE, ConfigError, load_settings
+from tests import wallet
 
 PG = "postgresql://postgres@127.0.0.1/payhook"
 GOOD = {"secret_key": "s" * 40, "admin_token": "a" * 30}
@@ -46,8 +47,11 @@ def test_postgres_urls_get_the_asyncpg_driver():
     ("PAYHOOK_PUBLIC_BASE_URL", "ftp://x", "PAYHOOK_PUBLIC_BASE_URL"),
     ("PAYHOOK_WEB3_TOKENS", "usdc:0xabc", "PAYHOOK_WEB3_TOKENS"),
     ("PAYHOOK_WEB3_TOKENS", "usdc:0xabc:6", "PAYHOOK_WEB3_TOKENS"),
-    ("PAYHOOK_WEB3_RECEIVE_ADDRESS", "0x" + "ab" * 19, "PAYHOOK_WEB3_RECEIVE_ADDRESS"),
+    ("PAYHOOK_WEB3_RECEIVE_ADDRESS", "0x" + "ab" * 20, "PAYHOOK_WEB3_RECEIVE_ADDRESS"),
     ("PAYHOOK_WEB3_RPC_URL", "http://127.0.0.1:8545", "PAYHOOK_WEB3_CHAIN_ID"),
+    ("PAYHOOK_WEB3_XPUB", wallet.XPUB[:60], "PAYHOOK_WEB3_XPUB"),  # cut short
+    ("PAYHOOK_WEB3_XPUB", wallet.XPUB[:-1] + "x", "PAYHOOK_WEB3_XPUB"),  # its checksum fails
+    ("PAYHOOK_WEB3_XPUB", wallet.XPUB, "PAYHOOK_WEB3_CHAIN_ID"),
 ])
 def test_malformed_values_name_the_variable(monkeypatch, variable, value, named):
     monkeypatch.setenv(variable, value)
@@ -63,6 +67,8 @@ def test_environment_is_read(monkeypatch):
     monkeypatch.setenv("PAYHOOK_ADMIN_TOKEN", "t" * 30)
     monkeypatch.setenv("PAYHOOK_STRIPE_WEBHOOK_SECRETS", "whsec_a, whsec_b")
     monkeypatch.setenv("PAYHOOK_WEB3_TOKENS", "usdc:0x0000000000000000000000000000000000000001:6")
+    monkeypatch.setenv("PAYHOOK_WEB3_XPUB", wallet.XPUB)
+    monkeypatch.setenv("PAYHOOK_WEB3_CHAIN_ID", "1")
     settings = load_settings()
     assert settings.stripe_webhook_secrets == ("whsec_a", "whsec_b")
     assert settings.fiat_and_crypto_symbols == {"eth", "usdc"}
@@ -158,3 +164,47 @@ def test_a_secrets_file_that_is_a_symlink_is_refused(tmp_path, target):
     (elsewhere / SECRETS_FILE).rename(elsewhere / "elsewhere.json")
     (tmp_path / SECRETS_FILE).symlink_to(elsewhere / target)
     assert "is a symbolic link" in _refusal(tmp_path)
+
+
+def test_without_a_deposit_key_no_crypto_asset_is_accepted():
+    tokens = "usdc:0x0000000000000000000000000000000000000001:6"
+    assert load_settings(database_url=PG, web3_tokens=tokens, **GOOD).fiat_and_crypto_symbols \
+        == frozenset()
+    settings = load_settings(database_url=PG, web3_tokens=tokens, web3_xpub=wallet.XPUB,
+                             web3_chain_id=1, **GOOD)
+    assert settings.fiat_and_crypto_symbols == {"eth", "usdc"}
+    assert wallet.XPUB not in repr(settings)  # it links every payment: never shown
+
+
+@pytest.mark.parametrize(("key", "why"), [
+    (wallet.account_key(private=True), "is a private key"),
+    (wallet.account_key(private=True).replace("xprv", " xprv"), "is a private key"),
+    ("", None),  # unset, as compose writes an empty ${VAR:-}
+    ("xpub-not-base58", "is not a BIP-32 extended public key"),
+])
+def test_only_a_watch_only_account_key_is_a_deposit_key(key, why):
+    if why is None:
+        assert load_settings(database_url=PG, web3_xpub=key, **GOOD).web3_xpub is None
+        return
+    with pytest.raises(ConfigError) as raised:
+        load_settings(database_url=PG, web3_xpub=key, web3_chain_id=1, **GOOD)
+    message = str(raised.value)
+    assert message.startswith(f"PAYHOOK_WEB3_XPUB {why}") and "\n" not in message
+    assert key.strip() not in message  # a private key given by mistake is never repeated
+
+
+def test_a_key_at_another_depth_than_an_account_is_refused():
+    """The coin's key (depth 2) or the receiving branch (depth 4) would derive addresses the
+    merchant's wallet does not show."""
+    from bip_utils import Bip32Secp256k1
+
+    account = Bip32Secp256k1.FromExtendedKey(wallet.account_key(private=True))
+    branch = account.ChildKey(0).PublicKey().ToExtended()
+    with pytest.raises(ConfigError, match="^PAYHOOK_WEB3_XPUB is a key at depth 4, not an"):
+        load_settings(database_url=PG, web3_xpub=branch, web3_chain_id=1, **GOOD)
+
+
+def test_an_rpc_url_needs_a_deposit_key():
+    with pytest.raises(ConfigError, match="^PAYHOOK_WEB3_XPUB is required when PAYHOOK_WEB3_RPC"):
+        load_settings(database_url=PG, web3_rpc_url="http://127.0.0.1:8545", web3_chain_id=1,
+                      **GOOD)

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from payhook.display import amount, ethereum_uri, moment, token_decimals
+from payhook.display import amount, moment, token_decimals
 
 TOKENS = token_decimals(("usdc:0x" + "a" * 40 + ":6",))
 
@@ -38,12 +38,3 @@ def test_times_in_utc_whatever_they_come_as():
     assert moment(None) == "—"
     assert moment("2026-12-01T19:46:05+00:00", seconds=True) == "1 Dec 2026, 19:46:05 UTC"
 
-
-def test_ethereum_uris_for_ether_and_tokens():
-    address, contract = "0x" + "1" * 40, "0x" + "2" * 40
-    ether = {"chain_id": 1, "asset": "eth", "contract": None, "address": address,
-             "amount": str(5 * 10**17)}
-    assert ethereum_uri(ether) == f"ethereum:{address}@1?value=500000000000000000"
-    token = {**ether, "asset": "usdc", "contract": contract, "amount": "2500000"}
-    assert ethereum_uri(token) == (f"ethereum:{contract}@1/transfer?address={address}"
-                                   "&uint256=2500000")

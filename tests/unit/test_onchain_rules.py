@@ -7,8 +7,10 @@ from payhook.domain.onchain import (
     Expected,
     Log,
     MinedTransaction,
+    Tally,
     Verdict,
     judge,
+    tally,
     token_contracts,
 )
 
@@ -16,7 +18,7 @@ US = "0x" + "ab" * 20
 TOKEN = "0x" + "cd" * 20
 FAKE = "0x" + "ef" * 20
 SOMEONE = "0x" + "12" * 20
-NATIVE = Expected(amount=100, receive_address=US.upper().replace("0X", "0x"), token=None,
+NATIVE = Expected(amount=100, address=US.upper().replace("0X", "0x"), token=None,
                   not_before=1_000)
 TOKEN_SESSION = replace(NATIVE, token=TOKEN)
 
@@ -36,12 +38,12 @@ def mined(to: str | None = US, value: int = 0, logs: tuple[Log, ...] = (), statu
                             block_timestamp=timestamp, logs=logs)
 
 
-def test_native_payment_to_the_receive_address_any_case():
+def test_native_payment_to_the_session_address_any_case():
     assert judge(mined(value=100), NATIVE) == Verdict(True, 100)
 
 
 def test_a_block_of_the_session_creation_second_is_not_too_old():
-    assert judge(mined(value=100, timestamp=1_000), NATIVE).pays
+    assert judge(mined(value=100, timestamp=1_000), NATIVE).counts
     assert judge(mined(value=100, timestamp=999), NATIVE).anomaly == "too_old"
 
 
@@ -65,7 +67,7 @@ def test_native_value_does_not_pay_a_token_session():
 
 def test_a_look_alike_transfer_is_named_and_ignored():
     verdict = judge(mined(to=FAKE, logs=(transfer(FAKE, US, 100),)), TOKEN_SESSION)
-    assert (verdict.pays, verdict.anomaly) == (False, "wrong_token")
+    assert (verdict.counts, verdict.anomaly) == (False, "wrong_token")
     assert verdict.details == {"token_contracts": [FAKE]}
 
 
@@ -79,11 +81,26 @@ def test_an_erc721_transfer_has_the_same_topic_but_is_no_payment():
     assert judge(mined(to=TOKEN, logs=(nft,)), TOKEN_SESSION).anomaly == "wrong_token"
 
 
-def test_under_and_over_payment():
-    under, over = judge(mined(value=99), NATIVE), judge(mined(value=101), NATIVE)
-    assert (under.pays, under.anomaly, under.details) == (
-        False, "underpaid", {"expected": 100, "received": 99})
-    assert (over.pays, over.anomaly, over.received) == (True, "overpaid", 101)
+def test_any_amount_to_the_session_address_counts_and_the_tally_decides():
+    """A transfer short of the amount still counts (the next one adds to it); the sum pays."""
+    assert judge(mined(value=99), NATIVE) == Verdict(True, 99)
+    assert judge(mined(value=101), NATIVE) == Verdict(True, 101)
+    assert tally(100, 99) == Tally(False, "underpaid", {"expected": 100, "received": 99})
+    assert tally(100, 100) == Tally(True)
+    assert tally(100, 101) == Tally(True, "overpaid", {"expected": 100, "received": 101})
+
+
+def test_nothing_brought_to_the_address_does_not_count():
+    assert judge(mined(value=0), NATIVE) == Verdict(False, 0, "underpaid",
+                                                   {"expected": 100, "received": 0})
+
+
+def test_another_sessions_address_is_a_wrong_recipient():
+    other = replace(NATIVE, address=SOMEONE)
+    assert judge(mined(value=100), other).anomaly == "wrong_recipient"
+    token_elsewhere = replace(TOKEN_SESSION, address=SOMEONE)
+    verdict = judge(mined(to=TOKEN, logs=(transfer(TOKEN, US, 100),)), token_elsewhere)
+    assert (verdict.anomaly, verdict.details) == ("wrong_recipient", {"recipients": [US]})
 
 
 def test_token_settings_are_read_with_lowercase_contracts():

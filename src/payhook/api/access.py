@@ -56,7 +56,7 @@ async def show(request: Request) -> Response:
     app.links.verify(session_id, token)
     async with reading(app.engine) as conn:
         page = await access.read_page(conn, session_id)
-    document = access.to_object(page, app.settings.public_base_url)
+    document = access.to_object(page, app.settings)
     if wants_page(request):
         return render(request, "access.html", page=document, token=token)
     return JSONResponse(document)

@@ -60,8 +60,9 @@ async def create_session(request: Request) -> Response:
     async with app.engine.begin() as conn:
         if not await merchants.exists(conn, body.merchant_id):
             raise InvalidRequest(f"no such merchant: {body.merchant_id}", param="merchant_id")
-        row = await sessions.create(conn, body.merchant_id, body.mode, body)
-    return JSONResponse(sessions.to_object(row, app.settings.public_base_url), status_code=201)
+        row = await sessions.create(conn, body.merchant_id, body.mode, body,
+                                    app.settings.deposit_account)
+    return JSONResponse(sessions.to_object(row, app.settings), status_code=201)
 
 
 async def list_events(request: Request) -> Response:

@@ -30,8 +30,9 @@ async def create_session(request: Request) -> Response:
                  crypto=app.settings.fiat_and_crypto_symbols)
 
     async def work(conn: AsyncConnection) -> Answer:
-        row = await sessions.create(conn, caller.merchant_id, caller.mode, body)
-        return Answer(status=201, body=sessions.to_object(row, app.settings.public_base_url))
+        row = await sessions.create(conn, caller.merchant_id, caller.mode, body,
+                                    app.settings.deposit_account)
+        return Answer(status=201, body=sessions.to_object(row, app.settings))
 
     key = request.headers.get("idempotency-key")
     if key is None:
@@ -51,13 +52,13 @@ async def get_session(request: Request) -> Response:
         caller = await auth.merchant(request, conn)
         query(request)
         row = await sessions.get(conn, caller, path_id(request, "cs"))
-    return JSONResponse(sessions.to_object(row, app.settings.public_base_url))
+    return JSONResponse(sessions.to_object(row, app.settings))
 
 
 async def list_sessions(request: Request) -> Response:
-    base_url = state(request).settings.public_base_url
+    settings = state(request).settings
     return await merchant_list(request, sessions.list_sessions,
-                               lambda row: sessions.to_object(row, base_url), ("status",))
+                               lambda row: sessions.to_object(row, settings), ("status",))
 
 
 async def cancel_session(request: Request) -> Response:
@@ -70,7 +71,7 @@ async def cancel_session(request: Request) -> Response:
     async with app.engine.begin() as conn:
         row = await sessions.cancel(conn, caller, session_id, app.settings.outbox_max_attempts)
     app.nudge()
-    return JSONResponse(sessions.to_object(row, app.settings.public_base_url))
+    return JSONResponse(sessions.to_object(row, app.settings))
 
 
 async def list_api_keys(request: Request) -> Response:

@@ -55,6 +55,19 @@ def _list_of(name: str) -> dict[str, Any]:
                     "has_more": {"type": "boolean"}})
 
 
+# Where a crypto session is paid: its own deposit address (null for a fiat session).
+_ADDRESS = {"type": "string", "pattern": "^0x[0-9a-f]{40}$"}
+_CRYPTO_PAYMENT: dict[str, Any] = {
+    "chain_id": {"type": ["integer", "null"]}, "asset": _STRING,
+    "contract": {"oneOf": [{"type": "null"}, _ADDRESS],
+                 "description": "the ERC-20 token's contract; null for eth"},
+    "address": {**_ADDRESS, "description": "this session's own deposit address: only a "
+                                           "transfer to it pays the session"},
+    "amount": {"type": "string", "pattern": "^[0-9]+$",
+               "description": "in the asset's base units (wei for eth), as a string"},
+}
+_CRYPTO_PAYMENT_TEXT = "where to pay a crypto session on chain"
+
 RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": _object({"error": _object({
         "type": _STRING, "code": _STRING, "message": _STRING, "param": _NULLABLE_STRING})}),
@@ -72,11 +85,17 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         "invoice_id": _NULLABLE_STRING,
         "customer_access": {"oneOf": [{"type": "null"}, _object({"url": _STRING,
                                                                 "expires_at": _TIME})]},
+        "crypto_payment": {"oneOf": [{"type": "null"}, _ref("CryptoPayment")]},
     }),
+    "CryptoPayment": {**_object(_CRYPTO_PAYMENT), "description": _CRYPTO_PAYMENT_TEXT},
     "SessionStatus": _object({
         "session_id": _STRING, "status": _STRING, "payment_status": _STRING,
         "payment_provider": _NULLABLE_STRING, "paid_at": _NULLABLE_TIME, "amount": _INTEGER,
         "currency": _STRING, "created_at": _TIME, "expires_at": _TIME,
+        "crypto_payment": {"oneOf": [{"type": "null"}, {
+            **_object({**_CRYPTO_PAYMENT, "uri": {
+                "type": "string", "description": "EIP-681: what a wallet opens to pay"}}),
+            "description": _CRYPTO_PAYMENT_TEXT}]},
     }),
     "CustomerAccess": _object({
         "object": {"const": "customer_access"}, "session": _ref("CheckoutSession"),

@@ -7,7 +7,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from payhook import display
 from payhook.api import access
 from payhook.api.pages import for_people, render, wants_page
 from payhook.api.params import path_id
@@ -26,12 +25,11 @@ async def session_status(request: Request) -> Response:
     app = state(request)
     async with reading(app.engine) as conn:
         row = await sessions.get_public(conn, session_id)
-    if wants_page(request):
-        document = sessions.to_object(row, app.settings.public_base_url)
-        crypto = document.get("crypto_payment")  # sessions in eth or a token, once they have it
-        return render(request, "session.html", session=document, crypto=crypto,
-                      crypto_uri=display.ethereum_uri(crypto) if crypto else None)
-    return JSONResponse(sessions.to_status(row))
+    status = sessions.to_status(row, app.settings)
+    if wants_page(request):  # what is paid, where to pay on chain (with its uri), the way back
+        return render(request, "session.html", session=sessions.to_object(row, app.settings),
+                      crypto=status["crypto_payment"])
+    return JSONResponse(status)
 
 
 async def healthz(_request: Request) -> Response:

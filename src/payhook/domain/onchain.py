@@ -1,10 +1,12 @@
 """Whether a mined transaction pays a session: the on-chain money rules, pure, no I/O.
 
 The worker reads the transaction (confirmed, re-read at the threshold) and the session, then
-asks :func:`judge`. Native ``eth``: the transaction's ``to`` is the receive address and its
-value covers the amount. An ERC-20 token: ``Transfer`` logs emitted by exactly the configured
-contract to the receive address cover the amount — the receipt's status alone proves nothing
-(some tokens return ``false`` instead of reverting), and a look-alike contract's log is ignored.
+asks :func:`judge` whether it counts for the session: only a transfer to **the session's own
+deposit address** does. Native ``eth``: the transaction's ``to`` is that address, and its value
+is what it brings. An ERC-20 token: ``Transfer`` logs emitted by exactly the configured
+contract to that address — the receipt's status alone proves nothing (some tokens return
+``false`` instead of reverting), and a look-alike contract's log is ignored. Transfers that
+count are claimed for the session and added up; :func:`tally` says whether their sum pays it.
 """
 
 from collections.abc import Iterable
@@ -24,6 +26,7 @@ OVERPAID = "overpaid"
 REUSED = "reused"
 NOT_FOUND = "not_found"
 UNCONFIRMED = "unconfirmed"
+NO_DEPOSIT_ADDRESS = "no_deposit_address"  # a session created before deposit addresses
 
 
 @dataclass(frozen=True)
@@ -53,15 +56,28 @@ class Expected:
     """What the session asks for; ``token`` is the contract's address, None for native eth."""
 
     amount: int
-    receive_address: str
+    address: str  # the session's own deposit address
     token: str | None
     not_before: int  # the session's creation second (Unix time)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    pays: bool
+    """Whether a transaction counts for the session (it brings ``received`` > 0 to the
+    session's address, by the rules), or the anomaly saying why not."""
+
+    counts: bool
     received: int = 0
+    anomaly: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What the session's counted transfers add up to: whether they pay it, and the anomaly
+    (underpaid: the session waits for the rest; overpaid: paid all the same)."""
+
+    paid: bool
     anomaly: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
@@ -79,44 +95,51 @@ def judge(tx: MinedTransaction, expected: Expected) -> Verdict:
         return Verdict(False, anomaly=TOO_OLD, details={
             "block_timestamp": tx.block_timestamp, "session_created": expected.not_before})
     refusal = (_native_refusal(tx, expected) if expected.token is None
-               else _token_refusal(tx, expected.token, expected.receive_address))
+               else _token_refusal(tx, expected.token, expected.address))
     if refusal is not None:
         return refusal
     received = (tx.value if expected.token is None
-                else sum(_transfers_to(tx, expected.token, expected.receive_address)))
-    amounts = {"expected": expected.amount, "received": received}
-    if received < expected.amount:
-        return Verdict(False, received, UNDERPAID, amounts)
-    if received > expected.amount:
-        return Verdict(True, received, OVERPAID, amounts)
+                else sum(_transfers_to(tx, expected.token, expected.address)))
+    if received == 0:  # nothing to claim: the transaction brought the session nothing
+        return Verdict(False, 0, UNDERPAID, {"expected": expected.amount, "received": 0})
     return Verdict(True, received)
 
 
+def tally(amount: int, received: int) -> Tally:
+    """``received``, the sum of every transfer counted for the session, against ``amount``."""
+    amounts = {"expected": amount, "received": received}
+    if received < amount:
+        return Tally(False, UNDERPAID, amounts)
+    if received > amount:
+        return Tally(True, OVERPAID, amounts)
+    return Tally(True)
+
+
 def _native_refusal(tx: MinedTransaction, wanted: Expected) -> Verdict | None:
-    if tx.to != wanted.receive_address.lower():
+    if tx.to != wanted.address.lower():
         return Verdict(False, anomaly=WRONG_RECIPIENT, details={"recipient": tx.to})
     return None
 
 
-def _token_refusal(tx: MinedTransaction, contract: str, receive_address: str) -> Verdict | None:
-    if any(True for _ in _transfers_to(tx, contract, receive_address)):
+def _token_refusal(tx: MinedTransaction, contract: str, address: str) -> Verdict | None:
+    if any(True for _ in _transfers_to(tx, contract, address)):
         return None
-    receive_address = receive_address.lower()
+    address = address.lower()
     transfers = [(log.address, _recipient(log)) for log in tx.logs if _is_transfer(log)]
-    look_alikes = sorted({address for address, to in transfers if to == receive_address})
+    look_alikes = sorted({emitter for emitter, to in transfers if to == address})
     if look_alikes:
         return Verdict(False, anomaly=WRONG_TOKEN, details={"token_contracts": look_alikes})
-    recipients = sorted({to for address, to in transfers if address == contract})
+    recipients = sorted({to for emitter, to in transfers if emitter == contract})
     if recipients:
         return Verdict(False, anomaly=WRONG_RECIPIENT, details={"recipients": recipients})
     return Verdict(False, anomaly=WRONG_TOKEN, details={"token_contracts": []})
 
 
-def _transfers_to(tx: MinedTransaction, contract: str, receive_address: str) -> Iterable[int]:
-    """The values of ``contract``'s Transfer logs to the receive address in this transaction."""
-    receive_address = receive_address.lower()
+def _transfers_to(tx: MinedTransaction, contract: str, address: str) -> Iterable[int]:
+    """The values of ``contract``'s Transfer logs to ``address`` in this transaction."""
+    address = address.lower()
     for log in tx.logs:
-        if log.address == contract and _is_transfer(log) and _recipient(log) == receive_address:
+        if log.address == contract and _is_transfer(log) and _recipient(log) == address:
             yield int.from_bytes(log.data[:32], "big")
 
 

@@ -64,8 +64,7 @@ async def notify(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
                     "type": kind,
                     "created_at": clock.iso(clock.now()),
                     "data": {
-                        "session": sessions.to_object(session,
-                                                      context.settings.public_base_url),
+                        "session": sessions.to_object(session, context.settings),
                         "invoice": invoice_service.to_object(invoice) if invoice else None,
                         "customer_access": sessions.customer_access(session),
                     },

@@ -11,10 +11,14 @@ most :data:`NOT_FOUND_MAX_WAIT`), and given up :data:`NOT_FOUND_GIVE_UP` after t
 expires days later costs the node's quota for nothing. Either wait is :class:`NotReady` (no
 attempt used), its reason shown as the row's ``last_error``; a check that ends unpaid — the
 session over, or the hour up — is an anomaly. A confirmed transaction is judged by
-:func:`payhook.domain.onchain.judge`; one that pays takes the same paid path as every other
-provider. A transaction pays at most one session, ever: ``onchain_payments`` is unique on
-(chain id, tx hash), so of two sessions claiming it at once one is paid and the other gets a
-``reused`` anomaly. Every transaction that does not pay its session is an anomaly naming both.
+:func:`payhook.domain.onchain.judge`: it counts only if it sends to the session's own deposit
+address. One that counts is claimed for the session, and the session's claimed transfers are
+added up: once they reach its amount it takes the same paid path as every other provider; short
+of it, the session stays pending with an ``underpaid`` anomaly and the claim kept, so the next
+transfer to its address adds to it. A transaction counts for at most one session, ever:
+``onchain_payments`` is unique on (chain id, tx hash), so of two sessions claiming it at once
+one gets it and the other a ``reused`` anomaly. Every check that does not pay its session is an
+anomaly naming both.
 """
 
 import logging
@@ -49,7 +53,7 @@ NOT_FOUND_GIVE_UP = timedelta(hours=1)  # then the check ends; a later notice st
 
 
 class Web3NotConfigured(Exception):
-    """``PAYHOOK_WEB3_RPC_URL``, ``_CHAIN_ID`` or ``_RECEIVE_ADDRESS`` is missing."""
+    """``PAYHOOK_WEB3_RPC_URL`` or ``PAYHOOK_WEB3_CHAIN_ID`` is missing."""
 
 
 @dataclass(frozen=True)
@@ -68,13 +72,14 @@ class Session:
     currency: str
     created_at: datetime
     expires_at: datetime
+    address: str | None  # its deposit address; None for a session made before there were any
 
     def awaits_payment(self, now: datetime) -> bool:
         return self.status in sources(Status.PAID) and now < self.expires_at
 
 
 async def check_transaction(context: EffectContext, entry: Entry) -> Writes | None:
-    chain, chain_id, receive_address = _configured(context)
+    chain, chain_id = _configured(context)
     check = Check(session_id=entry.payload["session_id"],
                   tx_hash=str(entry.payload["tx_hash"]).lower(),
                   event_id=entry.payload.get("event"), chain_id=chain_id,
@@ -85,20 +90,23 @@ async def check_transaction(context: EffectContext, entry: Entry) -> Writes | No
         return None  # this session's own earlier check already recorded it (a second notice)
     if owner is not None:
         return _noted(check, onchain.REUSED, {"paid_session": owner})
+    if session.address is None:
+        return _noted(check, onchain.NO_DEPOSIT_ADDRESS, {})
     sighting = await chain.sight(check.tx_hash, context.settings.web3_confirmations)
     if sighting.mined is None:
         return _not_yet(check, session, sighting, context.settings.web3_confirmations)
     verdict = onchain.judge(sighting.mined, Expected(
-        amount=session.amount, receive_address=receive_address,
+        amount=session.amount, address=session.address,
         token=_token(session.currency, context.settings.web3_tokens),
         not_before=int(session.created_at.timestamp())))
     log.info("on-chain check judged", extra={
-        "session_id": check.session_id, "transaction": check.tx_hash, "pays": verdict.pays,
-        "anomaly": verdict.anomaly})
-    if not verdict.pays:
+        "session_id": check.session_id, "transaction": check.tx_hash,
+        "counts": verdict.counts, "anomaly": verdict.anomaly})
+    if not verdict.counts:
         assert verdict.anomaly is not None
         return _noted(check, verdict.anomaly, verdict.details)
-    return _paid(check, session, sighting.mined, verdict, context.settings.outbox_max_attempts)
+    return _claimed(check, session, sighting.mined, verdict,
+                    context.settings.outbox_max_attempts)
 
 
 async def check_node(context: EffectContext) -> bool:
@@ -117,13 +125,11 @@ async def check_node(context: EffectContext) -> bool:
     return True
 
 
-def _configured(context: EffectContext) -> tuple[Chain, int, str]:
-    settings = context.settings
-    if context.chain is None or settings.web3_chain_id is None \
-            or settings.web3_receive_address is None:
-        raise Web3NotConfigured("set PAYHOOK_WEB3_RPC_URL, PAYHOOK_WEB3_CHAIN_ID and "
-                                "PAYHOOK_WEB3_RECEIVE_ADDRESS to check transactions")
-    return context.chain, settings.web3_chain_id, settings.web3_receive_address
+def _configured(context: EffectContext) -> tuple[Chain, int]:
+    if context.chain is None or context.settings.web3_chain_id is None:
+        raise Web3NotConfigured("set PAYHOOK_WEB3_RPC_URL and PAYHOOK_WEB3_CHAIN_ID to check "
+                                "transactions")
+    return context.chain, context.settings.web3_chain_id
 
 
 def _token(currency: str, tokens: tuple[str, ...]) -> str | None:
@@ -141,12 +147,13 @@ async def _read(engine: AsyncEngine, check: Check) -> tuple[Session, str | None]
         row = (await conn.execute(
             select(checkout_sessions.c.status, checkout_sessions.c.amount,
                    checkout_sessions.c.currency, checkout_sessions.c.created_at,
-                   checkout_sessions.c.expires_at)
+                   checkout_sessions.c.expires_at, checkout_sessions.c.deposit_address)
             .where(checkout_sessions.c.id == check.session_id))).one()
         owner = await _owner(conn, check)
     return Session(status=Status(row.status), amount=row.amount, currency=row.currency,
                    created_at=clock.as_utc(row.created_at),
-                   expires_at=clock.as_utc(row.expires_at)), owner
+                   expires_at=clock.as_utc(row.expires_at),
+                   address=row.deposit_address), owner
 
 
 async def _owner(conn: AsyncConnection, check: Check) -> str | None:
@@ -199,10 +206,10 @@ async def _note(conn: AsyncConnection, check: Check, kind: str, details: dict[st
         created_at=clock.now()))
 
 
-def _paid(check: Check, session: Session, mined: MinedTransaction, verdict: Verdict,
-          max_attempts: int) -> Writes:
-    """Claim the transaction, then move the session to paid with its effects — one
-    transaction, so a lost claim pays nothing."""
+def _claimed(check: Check, session: Session, mined: MinedTransaction, verdict: Verdict,
+             max_attempts: int) -> Writes:
+    """Claim the transaction for the session, then settle the session on the sum of its claims —
+    one transaction, so a lost claim counts for nothing."""
 
     async def write(conn: AsyncConnection) -> None:
         now = clock.now()
@@ -218,21 +225,28 @@ def _paid(check: Check, session: Session, mined: MinedTransaction, verdict: Verd
             if owner != check.session_id:
                 await _note(conn, check, onchain.REUSED, {"paid_session": owner})
             return
-        await _pay(conn, check, verdict, now, max_attempts)
+        await _settle(conn, check, verdict, now, max_attempts)
 
     return write
 
 
-async def _pay(conn: AsyncConnection, check: Check, verdict: Verdict, now: datetime,
-               max_attempts: int) -> None:
-    """Pay the session by the rules of every provider's payment, on its row as it is now (held
-    until the move). Paid otherwise, failed or expired meanwhile: an anomaly, and the claim
-    stays (the money came for this session; an operator settles it)."""
+async def _settle(conn: AsyncConnection, check: Check, verdict: Verdict, now: datetime,
+                  max_attempts: int) -> None:
+    """Pay the session once its claimed transfers add up to its amount, by the rules of every
+    provider's payment, on its row as it is now (held until the move, so two transfers settled
+    at once are added up by the second). Paid otherwise, failed or expired meanwhile: an
+    anomaly, and the claim stays (the money came for this session; an operator settles it)."""
     session = await sessions.view(conn, check.session_id, lock=True)
     assert session is not None  # read before the check; sessions are never deleted
+    tally = onchain.tally(session.amount, await _received(conn, check))
+    transferred = {"transferred": verdict.received}
+    if not tally.paid and session.status in sources(Status.PAID) and now < session.expires_at:
+        assert tally.anomaly is not None
+        await _note(conn, check, tally.anomaly, {**tally.details, **transferred})
+        return
     decision = payment(session, check.tx_hash, now)
     for note in decision.anomalies:
-        await _note(conn, check, note.kind, {**note.details, "received": verdict.received})
+        await _note(conn, check, note.kind, {**note.details, **transferred})
     if decision.target is None:
         return
     if not await sessions.move(conn, check.session_id, decision.target, now=now,
@@ -242,5 +256,14 @@ async def _pay(conn: AsyncConnection, check: Check, verdict: Verdict, now: datet
     await enqueue(conn, [(kind, {"session_id": check.session_id, "event": check.event_id,
                                  **extra}) for kind, extra in decision.outbox],
                   now, max_attempts)
-    if verdict.anomaly is not None:  # overpaid: paid all the same
-        await _note(conn, check, verdict.anomaly, verdict.details)
+    if tally.anomaly is not None:  # overpaid: paid all the same
+        await _note(conn, check, tally.anomaly, {**tally.details, **transferred})
+
+
+async def _received(conn: AsyncConnection, check: Check) -> int:
+    """What the session's claimed transfers on this chain add up to (summed here: SQLite keeps
+    amounts as text)."""
+    amounts = await conn.scalars(select(onchain_payments.c.amount).where(
+        onchain_payments.c.session_id == check.session_id,
+        onchain_payments.c.chain_id == check.chain_id))
+    return sum(amounts)

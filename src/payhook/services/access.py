@@ -107,16 +107,16 @@ async def read_page(conn: AsyncConnection, session_id: str) -> AccessPage:
     return AccessPage(session=session, invoice=invoice, key=key)
 
 
-def to_object(page: AccessPage, base_url: str) -> dict[str, Any]:
+def to_object(page: AccessPage, settings: Settings) -> dict[str, Any]:
     """The page as JSON; a waiting key says where to reveal it, never what it is."""
     key = None
     if page.key is not None:
         key = {**api_key_service.to_object(page.key), "revealed": not page.key.waiting}
         if page.key.waiting:
-            key["reveal_url"] = f"{base_url}/access/{page.session.id}/reveal"
+            key["reveal_url"] = f"{settings.public_base_url}/access/{page.session.id}/reveal"
     return {
         "object": "customer_access",
-        "session": sessions.to_object(page.session, base_url),
+        "session": sessions.to_object(page.session, settings),
         "invoice": invoice_service.to_object(page.invoice) if page.invoice is not None else None,
         "api_key": key,
     }

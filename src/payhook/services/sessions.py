@@ -1,6 +1,9 @@
 """Checkout sessions: create, read, list and cancel, always within the caller's merchant and mode.
 
 Another merchant's session, or one of the other mode, is answered exactly like an unknown id.
+A crypto session gets its own deposit address when it is created (API.md, "Deposit
+addresses"): the next index of the ``deposit_index`` counter, taken in the creating
+transaction, and the address derived from ``PAYHOOK_WEB3_XPUB`` at that index.
 """
 
 from datetime import timedelta
@@ -10,10 +13,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
+from payhook.config import Settings
+from payhook.db import counters
 from payhook.db.pagination import Page, PageRequest, fetch_page
 from payhook.db.sessions import moving
 from payhook.db.tables import checkout_sessions as sessions
+from payhook.domain import money, onchain
 from payhook.domain.decisions import FAILED, NOTIFY
+from payhook.domain.deposits import DepositAccount, payment_uri
 from payhook.domain.sessions import FailureReason, Status, payment_status
 from payhook.errors import Conflict, InvalidRequest, NotFound
 from payhook.ids import new_id
@@ -22,17 +29,30 @@ from payhook.schemas import SessionCreate
 from payhook.services.api_keys import Caller
 
 
-async def create(conn: AsyncConnection, merchant_id: str, mode: str, body: SessionCreate) -> Any:
+async def create(conn: AsyncConnection, merchant_id: str, mode: str, body: SessionCreate,
+                 deposits: DepositAccount | None) -> Any:
     now = clock.now()
+    values: dict[str, Any] = {}
+    if not money.is_fiat(body.currency):
+        values = await _deposit(conn, deposits)
     return (await conn.execute(
         sessions.insert().values(
             id=new_id("cs"), merchant_id=merchant_id, mode=mode, status=Status.CREATED,
             amount=body.amount, currency=body.currency, success_url=body.success_url,
             cancel_url=body.cancel_url, customer_email=body.customer_email,
             customer_name=body.customer_name, metadata=body.metadata, created_at=now,
-            updated_at=now, expires_at=now + timedelta(seconds=body.expires_in),
+            updated_at=now, expires_at=now + timedelta(seconds=body.expires_in), **values,
         ).returning(*sessions.c)
     )).one()
+
+
+async def _deposit(conn: AsyncConnection, deposits: DepositAccount | None) -> dict[str, Any]:
+    """The next deposit index and its address. The counter is taken last before the insert:
+    other crypto sessions' transactions wait on it until this one commits."""
+    if deposits is None:  # the body's validation refuses crypto without a deposit key
+        raise InvalidRequest("crypto payments need PAYHOOK_WEB3_XPUB", param="currency")
+    index = await counters.take(conn, counters.DEPOSIT_INDEX)
+    return {"deposit_index": index, "deposit_address": deposits.address(index)}
 
 
 async def get(conn: AsyncConnection, caller: Caller, session_id: str) -> Any:
@@ -88,7 +108,7 @@ def _own(caller: Caller) -> list[Any]:
     return [sessions.c.merchant_id == caller.merchant_id, sessions.c.mode == caller.mode]
 
 
-def to_object(row: Any, base_url: str) -> dict[str, Any]:
+def to_object(row: Any, settings: Settings) -> dict[str, Any]:
     return {
         "id": row.id,
         "object": "checkout.session",
@@ -98,7 +118,7 @@ def to_object(row: Any, base_url: str) -> dict[str, Any]:
         "amount": row.amount,
         "currency": row.currency,
         "payment_provider": row.payment_provider,
-        "url": f"{base_url}/session/{row.id}/status",
+        "url": f"{settings.public_base_url}/session/{row.id}/status",
         "success_url": row.success_url,
         "cancel_url": row.cancel_url,
         "customer_email": row.customer_email,
@@ -110,11 +130,17 @@ def to_object(row: Any, base_url: str) -> dict[str, Any]:
         "paid_at": clock.iso(row.paid_at),
         "invoice_id": row.invoice_id,
         "customer_access": customer_access(row),
+        "crypto_payment": crypto_payment(row, settings),
     }
 
 
-def to_status(row: Any) -> dict[str, Any]:
-    """The public view: no customer or merchant data."""
+def to_status(row: Any, settings: Settings) -> dict[str, Any]:
+    """The public view (the session's hosted ``url``): no customer or merchant data; for a
+    crypto session, where to pay and an EIP-681 ``uri`` a wallet opens."""
+    payment = crypto_payment(row, settings)
+    if payment is not None:
+        payment["uri"] = payment_uri(payment["address"], payment["chain_id"], row.amount,
+                                     payment["contract"])
     return {
         "session_id": row.id,
         "status": row.status,
@@ -125,7 +151,18 @@ def to_status(row: Any) -> dict[str, Any]:
         "currency": row.currency,
         "created_at": clock.iso(row.created_at),
         "expires_at": clock.iso(row.expires_at),
+        "crypto_payment": payment,
     }
+
+
+def crypto_payment(row: Any, settings: Settings) -> dict[str, Any] | None:
+    """Where and what to pay on chain: the session's own address, the amount in base units as
+    a string (JSON numbers lose precision past 2^53); null for a session without an address."""
+    if row.deposit_address is None:
+        return None
+    return {"chain_id": settings.web3_chain_id, "asset": row.currency,
+            "contract": onchain.token_contracts(settings.web3_tokens).get(row.currency),
+            "address": row.deposit_address, "amount": str(row.amount)}
 
 
 def customer_access(row: Any) -> dict[str, Any] | None:
