@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import wallet
 from tests.conftest import ADMIN_TOKEN, _admin, _with_database
 from tests.e2e.conftest import free_port
 from tests.e2e.processes import Web, fetch_value, service_env
@@ -65,7 +66,8 @@ def start_stack(database_url: str, log: Path, **env: str) -> Stack:
     base = f"http://127.0.0.1:{port}"
     settings = service_env(database_url, PAYHOOK_PUBLIC_BASE_URL=base,
                            PAYHOOK_ALLOW_PRIVATE_URLS="true", PAYHOOK_OUTBOX_MAX_ATTEMPTS="2",
-                           PAYHOOK_OUTBOX_BACKOFF_SECONDS="0.2", **env)
+                           PAYHOOK_OUTBOX_BACKOFF_SECONDS="0.2", PAYHOOK_WEB3_XPUB=wallet.XPUB,
+                           PAYHOOK_WEB3_CHAIN_ID=str(wallet.CHAIN_ID), **env)
     from tests.e2e.processes import BIN
 
     web = Web("web", [str(BIN / "payhook"), "serve", "--port", str(port)], settings, log,

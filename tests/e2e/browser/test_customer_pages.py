@@ -44,6 +44,20 @@ def test_the_hosted_page_follows_the_payment_and_leads_back(page, stack):
     shoot(page, "session-page-paid")
 
 
+def test_a_crypto_session_page_shows_its_own_address_and_a_wallet_link(page, stack):
+    _, merchant = new_merchant(stack)
+    session = httpx.post(f"{stack.url}/v1/checkout/sessions", headers=merchant, timeout=10,
+                         json={"amount": 5 * 10**17, "currency": "eth"}).json()
+    crypto = session["crypto_payment"]
+    page.goto(session["url"])
+    assert page.locator(".amount.big").inner_text() == "0.5 ETH"
+    assert page.get_by_text(crypto["address"]).is_visible()
+    wallet_link = page.get_by_role("link", name="Open in your wallet")
+    assert wallet_link.get_attribute("href") == (
+        f"ethereum:{crypto['address']}@{crypto['chain_id']}?value={5 * 10**17}")
+    shoot(page, "session-page-crypto")
+
+
 def test_the_access_page_reveals_the_key_once_and_never_to_a_get(page, stack):
     merchant_id, _ = new_merchant(stack)  # it has a test key: a live session provisions one
     created = httpx.post(f"{stack.url}/admin/checkout/sessions", headers=ADMIN, timeout=10,
