@@ -10,7 +10,7 @@ are found by the ``session_id`` every payload carries.
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, func, select, union
@@ -34,6 +34,7 @@ from payhook.errors import NotFound
 TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 MAX_QUERY = 255
 MAX_FOUND = 50
+CLOCK_MARGIN = timedelta(minutes=5)
 # Within one instant (one transaction), the cause before its effects: the event, then the
 # transition it made, then the work it queued.
 TIES = {kind: rank for rank, kind in enumerate(("created", "event", "paid", "failed"))}
@@ -112,7 +113,7 @@ async def read(conn: AsyncConnection, session_id: str) -> Story:
                and_(api_keys.c.sealed_secret.is_not(None),
                     api_keys.c.revoked_at.is_(None)).label("waiting"))
         .where(api_keys.c.provisioned_for == session_id))).first()
-    chapters = [*_transitions(session), *await _records(conn, session_id)]
+    chapters = [*_transitions(session), *await _records(conn, session)]
     if invoice is not None:
         chapters.append(Chapter(clock.as_utc(invoice.created_at), "invoice", invoice))
     if key is not None:
@@ -134,11 +135,16 @@ def _transitions(session: Any) -> list[Chapter]:
     return told
 
 
-async def _records(conn: AsyncConnection, session_id: str) -> list[Chapter]:
+async def _records(conn: AsyncConnection, session: Any) -> list[Chapter]:
+    session_id = session.id
     events = await conn.execute(select(webhook_events).where(
         webhook_events.c.session_id == session_id))
     noted = await conn.execute(select(anomalies).where(anomalies.c.session_id == session_id))
+    # No index holds a payload's session id; its work is all queued after the session was
+    # made, so the (created_at, id) index bounds the scan to the rows since then (less a
+    # margin for the clocks of other hosts' workers).
     work = await conn.execute(select(outbox_entries).where(
+        outbox_entries.c.created_at >= _since(session),
         outbox_entries.c.payload["session_id"].as_string() == session_id))
     paid = await conn.execute(select(onchain_payments).where(
         onchain_payments.c.session_id == session_id))
@@ -146,14 +152,19 @@ async def _records(conn: AsyncConnection, session_id: str) -> list[Chapter]:
             *(Chapter(clock.as_utc(row.created_at), "anomaly", row) for row in noted),
             *(Chapter(clock.as_utc(row.created_at), "outbox", row) for row in work),
             *(Chapter(clock.as_utc(row.created_at), "onchain", row) for row in paid),
-            *await _deliveries(conn, session_id)]
+            *await _deliveries(conn, session)]
 
 
-async def _deliveries(conn: AsyncConnection, session_id: str) -> list[Chapter]:
+def _since(session: Any) -> datetime:
+    return clock.as_utc(session.created_at) - CLOCK_MARGIN
+
+
+async def _deliveries(conn: AsyncConnection, session: Any) -> list[Chapter]:
     rows = list(await conn.execute(
         select(deliveries, webhook_endpoints.c.url.label("endpoint_url"))
         .join(webhook_endpoints, webhook_endpoints.c.id == deliveries.c.endpoint_id)
-        .where(deliveries.c.session_id == session_id)))
+        .where(deliveries.c.created_at >= _since(session),  # as for outbox rows
+               deliveries.c.session_id == session.id)))
     if not rows:
         return []
     attempts: dict[str, list[Any]] = {row.id: [] for row in rows}
