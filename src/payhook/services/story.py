@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Select, and_, func, select, union
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from payhook import clock, ids
+from payhook import clock, ids, providers
 from payhook.db.tables import (
     anomalies,
     api_keys,
@@ -93,8 +93,12 @@ def _lookups(text: str) -> list[Select[Any]]:
             select(outbox_entries.c.payload["session_id"].as_string().label("id")).where(
                 outbox_entries.c.payload["tx_hash"].as_string() == tx),
         ]
+    # The provider named too, so the unique (provider, event_id) index finds it.
     by_event = [select(webhook_events.c.session_id.label("id")).where(
-        (webhook_events.c.event_id == text) | (webhook_events.c.id == text))]
+        webhook_events.c.provider.in_(providers.names()), webhook_events.c.event_id == text)]
+    if ids.has_prefix(text, "ev"):
+        by_event.append(select(webhook_events.c.session_id.label("id")).where(
+            webhook_events.c.id == text))
     if "@" in text:
         by_event.append(select(checkout_sessions.c.id.label("id")).where(
             func.lower(checkout_sessions.c.customer_email) == text.lower()))
