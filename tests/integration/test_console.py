@@ -262,3 +262,16 @@ async def test_a_transaction_hash_finds_the_session_it_was_sent_for(client, merc
         assert found.headers.get("location") == f"/console/sessions/{session_id}", text
     story = await client.get(f"/console/sessions/{session_id}", headers=BROWSER)
     assert "0.1 ETH" in story.text and "onchain.check" in story.text
+
+
+async def test_a_sign_in_that_is_not_a_form_is_a_page_and_signs_nobody_in(client):
+    form = await client.get("/console/sign-in", headers=BROWSER)
+    for body, headers in ((b'{"token": "x"}', {"Content-Type": "application/json"}),
+                          (b"token=a&token=b", {"Content-Type": "text/plain"}),
+                          (b"%zz", {"Content-Type": "application/x-www-form-urlencoded"})):
+        answer = await client.post("/console/sign-in", content=body,
+                                   headers={**BROWSER, **headers})
+        assert answer.status_code in (400, 403, 415), body
+        assert answer.headers["content-type"].startswith("text/html")
+    assert csrf_of(form)
+    assert (await client.get("/console", headers=BROWSER)).status_code == 303

@@ -28,7 +28,7 @@ from payhook.api.console.cookies import (
     Signer,
     new_nonce,
 )
-from payhook.api.pages import Endpoint, render
+from payhook.api.pages import Endpoint, for_people, render
 from payhook.api.state import state
 
 log = logging.getLogger("payhook.console")
@@ -95,6 +95,7 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+@for_people
 async def sign_in_page(request: Request) -> Response:
     if console(request).signer.verify(request.cookies.get(COOKIE)) is not None:
         return RedirectResponse(url(request, ""), status_code=303)
@@ -110,6 +111,7 @@ def _sign_in_form(request: Request, status_code: int = 200, **values: Any) -> Re
     return page
 
 
+@for_people
 async def sign_in(request: Request) -> Response:
     made, client, now = console(request), _client(request), time.monotonic()
     form = await read_object(request, forms=True)
@@ -174,6 +176,7 @@ def signed_in(endpoint: Endpoint) -> Endpoint:
     return guarded
 
 
+@for_people
 @signed_in
 async def sign_out(request: Request) -> Response:
     answer = RedirectResponse(url(request, "/sign-in?signed_out"), status_code=303)
