@@ -43,7 +43,14 @@ node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund
 	@touch $@
 
-test: $(VENV)/.test node_modules/.installed
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright; Playwright's own
+# browser download cannot reach its servers here, so the system's package is the browser.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+
+test: $(VENV)/.test node_modules/.installed $(CHROMIUM)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.test
@@ -64,4 +71,4 @@ bench-worker: $(VENV)/.test
 	$(BIN)/python -m bench.worker $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules *.egg-info src/*.egg-info
+	rm -rf $(VENV) node_modules *.egg-info src/*.egg-info test-artifacts

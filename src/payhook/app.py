@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from payhook import providers
-from payhook.api import admin, merchant, openapi, public, webhooks
+from payhook.api import admin, console, merchant, openapi, pages, public, webhooks
 from payhook.api.errors import HANDLERS, AnswerEveryError
 from payhook.api.middleware import Observe
 from payhook.api.state import AppState
@@ -27,7 +27,8 @@ log = logging.getLogger("payhook")
 
 EMBEDDED_POLL_SECONDS = 0.5
 
-routes = [*merchant.routes, *webhooks.routes, *public.routes, *admin.routes, *openapi.routes]
+routes = [*merchant.routes, *webhooks.routes, *public.routes, *admin.routes, *openapi.routes,
+          *console.routes, pages.static]
 
 
 def _no_nudge() -> None:

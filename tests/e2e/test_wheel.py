@@ -54,6 +54,11 @@ def check_contents(wheel: Path) -> None:
     sources = {f"payhook/{path.relative_to(ROOT / 'src' / 'payhook').as_posix()}"
                for path in (ROOT / "src" / "payhook").rglob("*.py")}
     assert sources - names == set()  # every subpackage is listed in pyproject.toml
+    assets = {f"payhook/{path.relative_to(ROOT / 'src' / 'payhook').as_posix()}"
+              for folder in ("templates", "static")
+              for path in (ROOT / "src" / "payhook" / folder).rglob("*") if path.is_file()}
+    assert "payhook/templates/console/session.html" in assets
+    assert assets - names == set()  # the pages' templates and assets are package data
     migrations = {f"payhook/migrations/{path.relative_to(ROOT / 'migrations').as_posix()}"
                   for pattern in ("*.py", "script.py.mako", "versions/*.py")
                   for path in (ROOT / "migrations").glob(pattern)}
@@ -121,6 +126,9 @@ def test_the_installed_wheel_migrates_serves_and_pays_a_session(empty_pg_url, re
     try:
         headers = new_merchant(server.url)
         session_id = pay_one_session(server.url, headers)
+        # The pages render from the installed package's templates and assets.
+        assert "Admin token" in httpx.get(f"{server.url}/console/sign-in", timeout=10).text
+        assert httpx.get(f"{server.url}/static/payhook.css", timeout=10).status_code == 200
         wait_for(lambda: query(empty_pg_url, "SELECT count(*) FROM invoices") == 1, 30,
                  "the invoice, made by the installed worker")
         wait_for(lambda: query(empty_pg_url, "SELECT count(*) FROM outbox_entries "

@@ -57,13 +57,20 @@ def assert_private(answer) -> None:
 def assert_error(answer, status: int, code: str) -> None:
     assert answer.status_code == status, answer.text
     assert_private(answer)
+    if answer.headers["content-type"].startswith("text/html"):  # a browser gets a page
+        assert f'data-code="{code}"' in answer.text
+        assert "content-security-policy" in answer.headers
+        return
     error = answer.json()["error"]
     assert error["code"] == code and set(error) == {"type", "code", "message", "param"}
 
 
 def assert_401(answer) -> None:
     assert_error(answer, 401, "invalid_access_token")
-    assert answer.json()["error"]["type"] == "authentication_error"
+    if answer.headers["content-type"].startswith("text/html"):
+        assert "This link is invalid or has expired" in answer.text
+    else:
+        assert answer.json()["error"]["type"] == "authentication_error"
 
 
 def claims(session_id: str, **changes) -> dict:

@@ -137,6 +137,9 @@ async def test_a_hostile_path_id_is_unknown_and_never_a_500(client, app, merchan
         answer = await call(client, method, url, credentials(path, merchant))
         if path.startswith("/access/"):
             assert_error(answer, 401)  # the access page knows only valid links
+        elif path.startswith("/console/"):  # credentials first: no cookie, the sign-in page
+            assert answer.status_code == 303
+            assert answer.headers["location"] == "/console/sign-in"
         elif path == "/webhooks/{provider}":
             assert_error(answer, 404, "provider")
         else:

@@ -269,6 +269,7 @@ CONFLICTS = {("post", "/access/{session_id}/reveal"):
 
 # The customer's access page: the link's token, and an HTML page for browsers.
 ACCESS_PAGE = ("get", "/access/{session_id}")
+SESSION_PAGE = ("get", "/session/{id}/status")  # a session's url: the hosted page for browsers
 ACCESS_PARAMETERS = [
     {"name": "session_id", "in": "path", "required": True, "schema": _id_schema("/access")},
     {"name": "token", "in": "query", "required": True, "schema": _STRING,
@@ -345,8 +346,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("get", "/v1/events/{id}"): (
         "Retrieve an event exactly as endpoints received it", "events", "merchant", None, 200,
         _ref("Event")),
-    ("get", "/session/{id}/status"): ("Public status of a session", "public", None, None, 200,
-                                      _ref("SessionStatus")),
+    SESSION_PAGE: ("Public status of a session; the hosted session page when the client "
+                   "prefers text/html", "public", None, None, 200, _ref("SessionStatus")),
     ACCESS_PAGE: ("The customer's access page: session, invoice and whether a provisioned API "
                   "key waits to be revealed (never the key); HTML when the client prefers "
                   "text/html", "public", None, None, 200, _ref("CustomerAccess")),
@@ -427,7 +428,7 @@ def _operation(method: str, path: str, spec: Operation) -> dict[str, Any]:
             "content": {"application/json": {"schema": _ref("Error")}}}
     if (method, path) == ACCESS_PAGE:
         operation["parameters"] = ACCESS_PARAMETERS
-    if (method, path) in (ACCESS_PAGE, ACCESS_REVEAL):
+    if (method, path) in (ACCESS_PAGE, ACCESS_REVEAL, SESSION_PAGE):
         operation["responses"][str(status)]["content"]["text/html"] = {"schema": _STRING}
     if (method, path) == ACCESS_REVEAL:
         operation["requestBody"]["content"]["application/x-www-form-urlencoded"] = {

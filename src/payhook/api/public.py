@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from payhook.api import access
+from payhook.api.pages import for_people, render, wants_page
 from payhook.api.params import path_id
 from payhook.api.responses import query
 from payhook.api.state import state
@@ -15,12 +16,20 @@ from payhook.db.engine import reading
 from payhook.services import sessions
 
 
+@for_people
 async def session_status(request: Request) -> Response:
+    """The session's ``url``: its status as JSON, or the hosted page for a browser (one that
+    ranks ``text/html`` above JSON; ``*/*`` and no Accept keep the JSON API clients know)."""
     query(request)
     session_id = path_id(request, "cs")
-    async with reading(state(request).engine) as conn:
+    app = state(request)
+    async with reading(app.engine) as conn:
         row = await sessions.get_public(conn, session_id)
-    return JSONResponse(sessions.to_status(row, state(request).settings))
+    status = sessions.to_status(row, app.settings)
+    if wants_page(request):  # what is paid, where to pay on chain (with its uri), the way back
+        return render(request, "session.html", session=sessions.to_object(row, app.settings),
+                      crypto=status["crypto_payment"])
+    return JSONResponse(status)
 
 
 async def healthz(_request: Request) -> Response:

@@ -26,3 +26,24 @@ def is_fiat(currency: str) -> bool:
 def amount_limit(currency: str) -> int:
     """The largest amount the contract accepts in this currency's smallest unit."""
     return FIAT_MAX if is_fiat(currency) else CRYPTO_MAX
+
+
+# ISO 4217 minor units where they are not 2 (the list's own exponents, not usage: HUF stays 2).
+_MINOR_UNITS = {
+    **dict.fromkeys("bif clp djf gnf isk jpy kmf krw pyg rwf ugx uyi vnd vuv xaf xof xpf".split(),
+                    0),
+    **dict.fromkeys("bhd iqd jod kwd lyd omr tnd".split(), 3),
+    "clf": 4, "uyw": 4,
+}
+ETH_DECIMALS = 18
+
+
+def exponent(currency: str, token_decimals: dict[str, int] | None = None) -> int:
+    """How many digits of the smallest unit make one unit of ``currency``: ISO 4217's minor
+    units for fiat, 18 for ``eth``, a configured token's decimals; 0 for anything unknown, so
+    an amount is never shown smaller than it is."""
+    if is_fiat(currency):
+        return _MINOR_UNITS.get(currency, 2)
+    if currency == "eth":
+        return ETH_DECIMALS
+    return (token_decimals or {}).get(currency, 0)

@@ -66,6 +66,34 @@ async def replay_dead(conn: AsyncConnection, actor: str, kind: str | None = None
     return replayed
 
 
+async def replay_entries(conn: AsyncConnection, entry_ids: list[str], actor: str,
+                         reason: str | None = None) -> list[str]:
+    """Exactly these rows, those of them still dead, back to pending (the console's confirmed
+    bulk replay: what the operator previewed, never a row that died since); their ids."""
+    if not entry_ids:
+        return []
+    replayed = [row.id for row in await _replay(conn, [outbox.c.id.in_(entry_ids)], clock.now())]
+    if replayed:
+        await _audit(conn, actor, reason, replayed)
+    return replayed
+
+
+async def retry_now(conn: AsyncConnection, entry_id: str, actor: str,
+                    reason: str | None = None) -> Any:
+    """A pending row waiting out its backoff, due now (its attempts count on); audited like a
+    replay. A row that is not pending — running, done or dead (replay that) — is a 409."""
+    now = clock.now()
+    row = (await conn.execute(
+        update(outbox).where(outbox.c.id == entry_id, outbox.c.status == "pending")
+        .values(next_attempt_at=now, updated_at=now).returning(*outbox.c))).first()
+    if row is None:
+        current = await get_entry(conn, entry_id)
+        raise Conflict(f"only pending entries can be retried now; this one is {current.status}",
+                       code="entry_not_pending")
+    await _audit(conn, actor, reason, [entry_id])
+    return row
+
+
 async def _replay(conn: AsyncConnection, filters: list[Any], now: datetime) -> list[Any]:
     return list(await conn.execute(
         update(outbox).where(*filters, outbox.c.status == "dead")

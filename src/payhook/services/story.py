@@ -1,0 +1,180 @@
+"""One payment's whole story, for the console: everything the tables hold about a session, in
+time order, and the search that finds a session from whatever an operator has in hand.
+
+The story is read, never kept: provider events (raw bodies included), the transitions the
+session's own columns record, every outbox row with its errors, every delivery with each of its
+attempts, e-mails, anomalies, the invoice, the provisioned key and on-chain payments. Outbox rows
+are found by the ``session_id`` every payload carries.
+"""
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, and_, func, select, union
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from payhook import clock, ids, providers
+from payhook.db.tables import (
+    anomalies,
+    api_keys,
+    checkout_sessions,
+    deliveries,
+    delivery_attempts,
+    invoices,
+    onchain_payments,
+    outbox_entries,
+    webhook_endpoints,
+    webhook_events,
+)
+from payhook.errors import NotFound
+
+TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+MAX_QUERY = 255
+MAX_FOUND = 50
+CLOCK_MARGIN = timedelta(minutes=5)
+# Within one instant (one transaction), the cause before its effects: the event, then the
+# transition it made, then the work it queued.
+TIES = {kind: rank for rank, kind in enumerate(("created", "event", "paid", "failed"))}
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One line of the story: when, what kind of thing, the row, and its attempts if any."""
+
+    at: datetime
+    kind: str
+    row: Any
+    attempts: Sequence[Any] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Story:
+    session: Any
+    invoice: Any | None
+    key: Any | None
+    chapters: list[Chapter]
+
+    @property
+    def sending(self) -> dict[str, Any]:
+        """Each delivery's outbox row (where its replay or retry is), by delivery id."""
+        return {chapter.row.payload["delivery_id"]: chapter.row for chapter in self.chapters
+                if chapter.kind == "outbox" and "delivery_id" in chapter.row.payload}
+
+
+async def find(conn: AsyncConnection, text: str) -> list[Any]:
+    """Sessions matching a session id, invoice id, provider event id (ours or the provider's),
+    customer e-mail or transaction hash; newest first, at most ``MAX_FOUND``."""
+    text = text.strip()
+    if not text or len(text) > MAX_QUERY:
+        return []
+    lookups = _lookups(text)
+    matching = (lookups[0] if len(lookups) == 1 else union(*lookups)).subquery()
+    return list(await conn.execute(
+        select(checkout_sessions).where(checkout_sessions.c.id.in_(select(matching.c.id)))
+        .order_by(checkout_sessions.c.created_at.desc()).limit(MAX_FOUND)))
+
+
+def _lookups(text: str) -> list[Select[Any]]:
+    """A select of session ids per reading of ``text``; an id's prefix says what it is."""
+    if ids.has_prefix(text, "cs"):
+        return [select(checkout_sessions.c.id.label("id")).where(checkout_sessions.c.id == text)]
+    if ids.has_prefix(text, "in"):
+        return [select(invoices.c.session_id.label("id")).where(invoices.c.id == text)]
+    if TX_HASH.fullmatch(text):
+        tx = text.lower()
+        return [
+            select(onchain_payments.c.session_id.label("id")).where(
+                onchain_payments.c.tx_hash == tx),
+            select(checkout_sessions.c.id.label("id")).where(
+                checkout_sessions.c.provider_reference == tx),
+            select(outbox_entries.c.payload["session_id"].as_string().label("id")).where(
+                outbox_entries.c.payload["tx_hash"].as_string() == tx),
+        ]
+    # The provider named too, so the unique (provider, event_id) index finds it.
+    by_event = [select(webhook_events.c.session_id.label("id")).where(
+        webhook_events.c.provider.in_(providers.names()), webhook_events.c.event_id == text)]
+    if ids.has_prefix(text, "ev"):
+        by_event.append(select(webhook_events.c.session_id.label("id")).where(
+            webhook_events.c.id == text))
+    if "@" in text:
+        by_event.append(select(checkout_sessions.c.id.label("id")).where(
+            func.lower(checkout_sessions.c.customer_email) == text.lower()))
+    return by_event
+
+
+async def read(conn: AsyncConnection, session_id: str) -> Story:
+    session = (await conn.execute(select(checkout_sessions).where(
+        checkout_sessions.c.id == session_id))).first()
+    if session is None:
+        raise NotFound(f"no such checkout session: {session_id}", param="id")
+    invoice = (await conn.execute(
+        select(invoices).where(invoices.c.session_id == session_id))).first()
+    key = (await conn.execute(
+        select(*(column for column in api_keys.c if column.key != "sealed_secret"),
+               and_(api_keys.c.sealed_secret.is_not(None),
+                    api_keys.c.revoked_at.is_(None)).label("waiting"))
+        .where(api_keys.c.provisioned_for == session_id))).first()
+    chapters = [*_transitions(session), *await _records(conn, session)]
+    if invoice is not None:
+        chapters.append(Chapter(clock.as_utc(invoice.created_at), "invoice", invoice))
+    if key is not None:
+        chapters.append(Chapter(clock.as_utc(key.created_at), "api_key", key))
+    chapters.sort(key=lambda chapter: (chapter.at, TIES.get(chapter.kind, len(TIES))))
+    return Story(session=session, invoice=invoice, key=key, chapters=chapters)
+
+
+def _transitions(session: Any) -> list[Chapter]:
+    """What the session's own columns record of its life (each status change is also the
+    provider event or on-chain payment that made it, shown beside it)."""
+    told = [Chapter(clock.as_utc(session.created_at), "created", session)]
+    if session.paid_at is not None:
+        told.append(Chapter(clock.as_utc(session.paid_at), "paid", session))
+    if session.status == "failed":
+        told.append(Chapter(clock.as_utc(session.updated_at), "failed", session))
+    if session.email_sent_at is not None:
+        told.append(Chapter(clock.as_utc(session.email_sent_at), "email_sent", session))
+    return told
+
+
+async def _records(conn: AsyncConnection, session: Any) -> list[Chapter]:
+    session_id = session.id
+    events = await conn.execute(select(webhook_events).where(
+        webhook_events.c.session_id == session_id))
+    noted = await conn.execute(select(anomalies).where(anomalies.c.session_id == session_id))
+    # No index holds a payload's session id; its work is all queued after the session was
+    # made, so the (created_at, id) index bounds the scan to the rows since then (less a
+    # margin for the clocks of other hosts' workers).
+    work = await conn.execute(select(outbox_entries).where(
+        outbox_entries.c.created_at >= _since(session),
+        outbox_entries.c.payload["session_id"].as_string() == session_id))
+    paid = await conn.execute(select(onchain_payments).where(
+        onchain_payments.c.session_id == session_id))
+    return [*(Chapter(clock.as_utc(row.created_at), "event", row) for row in events),
+            *(Chapter(clock.as_utc(row.created_at), "anomaly", row) for row in noted),
+            *(Chapter(clock.as_utc(row.created_at), "outbox", row) for row in work),
+            *(Chapter(clock.as_utc(row.created_at), "onchain", row) for row in paid),
+            *await _deliveries(conn, session)]
+
+
+def _since(session: Any) -> datetime:
+    return clock.as_utc(session.created_at) - CLOCK_MARGIN
+
+
+async def _deliveries(conn: AsyncConnection, session: Any) -> list[Chapter]:
+    rows = list(await conn.execute(
+        select(deliveries, webhook_endpoints.c.url.label("endpoint_url"))
+        .join(webhook_endpoints, webhook_endpoints.c.id == deliveries.c.endpoint_id)
+        .where(deliveries.c.created_at >= _since(session),  # as for outbox rows
+               deliveries.c.session_id == session.id)))
+    if not rows:
+        return []
+    attempts: dict[str, list[Any]] = {row.id: [] for row in rows}
+    for attempt in await conn.execute(
+            select(delivery_attempts).where(delivery_attempts.c.delivery_id.in_(attempts))
+            .order_by(delivery_attempts.c.attempted_at)):
+        attempts[attempt.delivery_id].append(attempt)
+    return [Chapter(clock.as_utc(row.created_at), "delivery", row, attempts[row.id])
+            for row in rows]
