@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, Table, delete, exists, literal, select
+from sqlalchemy import Delete, Select, Table, delete, exists, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payhook.db.tables import (
@@ -126,8 +126,12 @@ async def _prune_kind(engine: AsyncEngine, rule: Rule, cutoff: datetime, batch: 
 
 async def prune_batch(engine: AsyncEngine, rule: Rule, cutoff: datetime, batch: int) -> int:
     """One statement in its own transaction: the oldest ``batch`` rows of the rule's."""
+    async with engine.begin() as conn:
+        result = await conn.execute(batch_statement(rule, cutoff, batch))
+    return int(result.rowcount)
+
+
+def batch_statement(rule: Rule, cutoff: datetime, batch: int) -> Delete:
     chosen = (rule.choose(cutoff).limit(batch)
               .with_for_update(skip_locked=True, of=rule.table))
-    async with engine.begin() as conn:
-        result = await conn.execute(delete(rule.table).where(rule.table.c.id.in_(chosen)))
-    return int(result.rowcount)
+    return delete(rule.table).where(rule.table.c.id.in_(chosen))
