@@ -15,6 +15,7 @@ from payhook import clock
 from payhook.db import tables
 from payhook.domain.decisions import DELIVER, NOTIFY, ONCHAIN_CHECK, dedup_key
 from payhook.ids import new_id
+from payhook.runtime import close_pump, start_pump
 from payhook.runtime.pump import sweep
 from payhook.services import retention
 from tests import flows, signing
@@ -161,6 +162,22 @@ async def test_one_sweep_prunes_a_bounded_batch_oldest_first(app):
     assert await retention.prune(engine, clock.now(), KEEP, batch=2, rounds=2) == {
         "outbox_entries": 3}
     assert await retention.prune(engine, clock.now(), KEEP, batch=2, rounds=2) == {}
+
+
+async def test_the_running_pump_keeps_what_the_setting_says(app, database_url):
+    engine = engine_of(app)
+    then = {days: clock.now() - timedelta(days=days) for days in (45, 61)}
+    rows = {days: outbox_row("done", created_at=at, updated_at=at) for days, at in then.items()}
+    await insert_rows(engine, tables.outbox_entries, list(rows.values()))
+    pump = await start_pump(make_settings(database_url, retention_days=60), engine)
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while rows[61]["id"] in (await ids(engine))["outbox_entries"]:
+            assert asyncio.get_running_loop().time() < deadline, "the pump never swept"
+            await asyncio.sleep(0.05)
+    finally:
+        await close_pump(pump)
+    assert (await ids(engine))["outbox_entries"] == {rows[45]["id"]}
 
 
 async def test_a_delivery_goes_once_its_attempts_are_gone(client, app, merchant, server):
