@@ -2,10 +2,10 @@
 
 :class:`Pump` drains when nudged and on a short poll, and sweeps (expires unpaid sessions,
 buries rows whose worker died on their last attempt, destroys rotated-out endpoint secrets past
-their overlap, prunes what is past the retention — :mod:`payhook.services.retention`) every
-few seconds. The embedded default
-runs one inside the web process, nudged in-process after each commit; the arq worker runs one
-beside arq, so work continues even while Redis is down — Redis only makes it prompter.
+their overlap, prunes what is past the retention: :mod:`payhook.services.retention`) every few
+seconds. The embedded default runs one inside the web process, nudged in-process after each
+commit; the arq worker runs one beside arq, so work continues even while Redis is down — Redis
+only makes it prompter.
 """
 
 import asyncio
