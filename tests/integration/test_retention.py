@@ -116,8 +116,8 @@ async def insert_rows(engine: AsyncEngine, table, rows: list[dict[str, Any]]) ->
 async def test_what_is_still_needed_stays_whatever_its_age(client, app, merchant, server):
     engine = engine_of(app)
     endpoint_id = await endpoint_for(client, merchant, server)
-    named, carried, plain = provider_event(), provider_event(), provider_event()
-    await insert_rows(engine, tables.webhook_events, [named, carried, plain])
+    named, carried, plain, queued = (provider_event() for _ in range(4))
+    await insert_rows(engine, tables.webhook_events, [named, carried, plain, queued])
     await insert_rows(engine, tables.anomalies, [{
         "id": new_id("an"), "kind": "late_payment", "session_id": None,
         "event_id": named["id"], "provider": "stripe", "details": {},
@@ -129,7 +129,9 @@ async def test_what_is_still_needed_stays_whatever_its_age(client, app, merchant
     await insert_rows(engine, tables.deliveries, [*held.values(), resent, lately])
     await insert_rows(engine, tables.delivery_attempts, [attempt(row["id"]) for row in
                                                   (*held.values(), resent, lately)])
-    unfinished = [outbox_row(status) for status in ("pending", "running", "dead")]
+    # Every row ingest queues names its event; only an on-chain check needs it kept.
+    unfinished = [outbox_row(status, payload={"event": queued["id"]})
+                  for status in ("pending", "running", "dead")]
     replayed = outbox_row("done", updated_at=clock.now())  # made long ago, done just now
     check = outbox_row("dead", kind=ONCHAIN_CHECK, payload={"event": carried["id"]})
     send = outbox_row("pending", kind=DELIVER, payload={"delivery_id": resent["id"]},
@@ -141,9 +143,9 @@ async def test_what_is_still_needed_stays_whatever_its_age(client, app, merchant
     pruned = await retention.prune(engine, clock.now(), KEEP)
 
     assert pruned == {"outbox_entries": 1, "delivery_attempts": 1, "deliveries": 1,
-                      "webhook_events": 1}
+                      "webhook_events": 2}
     after = await ids(engine)
-    assert before["webhook_events"] - after["webhook_events"] == {plain["id"]}
+    assert before["webhook_events"] - after["webhook_events"] == {plain["id"], queued["id"]}
     assert before["deliveries"] - after["deliveries"] == {held["delivered"]["id"]}
     assert len(after["delivery_attempts"]) == len(before["delivery_attempts"]) - 1
     assert {row["id"] for row in (*unfinished, replayed, check, send)} == \

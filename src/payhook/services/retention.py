@@ -10,8 +10,8 @@ On SQLite (one writer) the clause is dropped and each statement is one short wri
 
 What is kept whatever its age: outbox rows not done (a dead one waits for its replay), a
 delivery not delivered, or delivered but being sent again (its ``delivery.send`` row is
-unfinished), a provider event an anomaly names (the foreign key) or an unfinished outbox row
-still carries (an on-chain check records its anomalies against that event). A provider event
+unfinished), a provider event an anomaly names (the foreign key) or an unfinished on-chain
+check carries (the check records its anomalies against that event). A provider event
 pruned is also forgotten for de-duplication: a provider's retry arriving after the retention
 would be taken as new (providers stop retrying after days: Stripe's last is at 3 days).
 """
@@ -32,7 +32,7 @@ from payhook.db.tables import (
     outbox_entries,
     webhook_events,
 )
-from payhook.domain.decisions import DELIVER, dedup_key
+from payhook.domain.decisions import DELIVER, ONCHAIN_CHECK, dedup_key
 
 BATCH = 1000  # rows a statement: a short transaction that holds few locks
 ROUNDS = 3  # statements a kind a sweep, while they come back full
@@ -80,7 +80,10 @@ def _delivered_deliveries(cutoff: datetime) -> Select[Any]:
 
 def _provider_events(cutoff: datetime) -> Select[Any]:
     named = exists().where(anomalies.c.event_id == webhook_events.c.id)
+    # Every row ingest queues names its event, but only an on-chain check reads it (its
+    # anomalies point at it): only those are asked, few, through ix_outbox_entries_status_kind.
     carried = exists().where(outbox_entries.c.status.in_(UNFINISHED),
+                             outbox_entries.c.kind == ONCHAIN_CHECK,
                              outbox_entries.c.payload["event"].as_string()
                              == webhook_events.c.id)
     return (select(webhook_events.c.id)
