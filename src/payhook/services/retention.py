@@ -81,13 +81,16 @@ def _delivered_deliveries(cutoff: datetime) -> Select[Any]:
 def _provider_events(cutoff: datetime) -> Select[Any]:
     named = exists().where(anomalies.c.event_id == webhook_events.c.id)
     # Every row ingest queues names its event, but only an on-chain check reads it (its
-    # anomalies point at it): only those are asked, few, through ix_outbox_entries_status_kind.
-    carried = exists().where(outbox_entries.c.status.in_(UNFINISHED),
-                             outbox_entries.c.kind == ONCHAIN_CHECK,
-                             outbox_entries.c.payload["event"].as_string()
-                             == webhook_events.c.id)
+    # anomalies point at it): only those are asked (ix_outbox_entries_status_kind), once a
+    # statement — NOT IN of an uncorrelated set is hashed, where a correlated EXISTS compared
+    # every candidate with every check (2,000 dead checks: 0.4 s a batch).
+    event = outbox_entries.c.payload["event"].as_string()
+    carried = select(event).where(outbox_entries.c.status.in_(UNFINISHED),
+                                  outbox_entries.c.kind == ONCHAIN_CHECK,
+                                  event.is_not(None))  # one NULL would make NOT IN keep all
     return (select(webhook_events.c.id)
-            .where(webhook_events.c.created_at < cutoff, ~named, ~carried)
+            .where(webhook_events.c.created_at < cutoff, ~named,
+                   webhook_events.c.id.not_in(carried))
             .order_by(webhook_events.c.created_at))
 
 
