@@ -1,6 +1,7 @@
 """``EXPLAIN (ANALYZE, BUFFERS)`` of the statements that must stay fast as the tables grow: the
-webhook writer's session read and its one data-modifying statement, and the worker's claim —
-run on a bench database after its run, each in a transaction that is rolled back.
+webhook writer's session read and its one data-modifying statement, the worker's claim, and
+one retention batch of each kind as if every row were past the retention (a backlog's worst
+batch) — run on a bench database after its run, each in a transaction that is rolled back.
 
 The statements are payhook's own, built by its code (never copied here): the writer's from
 :func:`payhook.ingest.postgres.record_statement` with the arguments ``_write`` passes, the claim
@@ -20,6 +21,7 @@ from payhook.domain.decisions import decide
 from payhook.domain.events import Intent, ProviderEvent
 from payhook.ingest.postgres import READ_SESSION, PostgresWriter
 from payhook.outbox import store
+from payhook.services import retention
 
 
 class _Capture:
@@ -55,7 +57,20 @@ async def _record_statement(conn: asyncpg.Connection, session: str) -> tuple[str
 async def _claim_statement() -> tuple[str, tuple[Any, ...]]:
     capture = _Capture()
     await store.claim_due(capture, "plan", 100, timedelta(seconds=30), clock.now())  # type: ignore[arg-type]
-    compiled = capture.statement.compile(dialect=postgresql.asyncpg.dialect())
+    return _compiled(capture.statement)
+
+
+def _prune_statements() -> list[tuple[str, str, tuple[Any, ...]]]:
+    """Each kind's batch with a cutoff a day ahead: every row is old enough."""
+    cutoff = clock.now() + timedelta(days=1)
+    return [(f"retention: one batch of {name} (limit {retention.BATCH}, all rows past it)",
+             *_compiled(retention.batch_statement(rule, cutoff, retention.BATCH)))
+            for name, rule in retention.RULES.items()]
+
+
+def _compiled(statement: Any) -> tuple[str, tuple[Any, ...]]:
+    compiled = statement.compile(dialect=postgresql.asyncpg.dialect(),
+                                 compile_kwargs={"render_postcompile": True})
     return str(compiled), tuple(compiled.params[name] for name in compiled.positiontup)
 
 
@@ -70,7 +85,7 @@ async def _explain(conn: asyncpg.Connection, statement: str, arguments: tuple[An
 
 
 async def plans(admin_url: str, database: str, session_index: int) -> str:
-    """The three plans on ``database``; ``session_index`` names a seeded ``created`` session the
+    """The plans on ``database``; ``session_index`` names a seeded ``created`` session the
     run did not pay (the writer's statement then moves it, as a real payment would)."""
     conn = await asyncpg.connect(database_url(admin_url, database))
     try:
@@ -81,13 +96,15 @@ async def plans(admin_url: str, database: str, session_index: int) -> str:
              *await _record_statement(conn, session)),
             ("worker: claim due outbox rows (limit 100)", *await _claim_statement()),
         ]
+        claim = sections[-1]
+        sections += _prune_statements()
         lines = [f"plans on {database} (statistics as autovacuum left them)"]
         for title, statement, arguments in sections:
             lines += [f"  {title}:", await _explain(conn, statement, arguments)]
         # The claim again on fresh statistics: on a table of millions, autovacuum analyzes
         # only after 10 % of it changed, so a sudden backlog meets the plan of an empty queue.
         await conn.execute("ANALYZE outbox_entries")
-        title, statement, arguments = sections[-1]
+        title, statement, arguments = claim
         lines += [f"  {title}, after ANALYZE outbox_entries:",
                   await _explain(conn, statement, arguments)]
         return "\n".join(lines)

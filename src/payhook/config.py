@@ -14,6 +14,7 @@ import secrets
 import stat
 import tempfile
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -90,6 +91,9 @@ class Settings(BaseSettings):
     http_header_timeout_seconds: float = Field(10.0, gt=0, le=3600)
     http_body_timeout_seconds: float = Field(30.0, gt=0, le=3600)
     http_max_connections: int = Field(1000, ge=1, le=1_000_000)
+    # Done outbox rows, delivered deliveries, provider and merchant events are pruned past
+    # this many days; never fewer than 30, the events API's promise (API.md).
+    retention_days: int = Field(30, ge=30, le=36_500)
 
     @field_validator("redis_url", "smtp_url", "web3_rpc_url", "web3_xpub", mode="before")
     @classmethod
@@ -140,6 +144,10 @@ class Settings(BaseSettings):
         if self.web3_xpub is None:
             return None
         return parse_account(self.web3_xpub.get_secret_value())
+
+    @property
+    def retention(self) -> timedelta:
+        return timedelta(days=self.retention_days)
 
     def require_secret(self) -> str:
         assert self.secret_key is not None  # guaranteed by load_settings

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from payhook import clock
 from payhook.db.tables import deliveries, merchant_events, outbox_entries, webhook_endpoints
 from payhook.services import merchant_events as events_service
+from payhook.services import retention
 from tests import flows
 from tests.conftest import make_settings
 
@@ -205,10 +206,12 @@ async def test_events_older_than_30_days_are_pruned_in_bounded_batches(app, merc
             "body": {"id": f"evt_{n:025d}", "type": "webhook_endpoint.test", "data": {},
                      "created_at": clock.iso(now - timedelta(days=30, seconds=2 * n - 3))}}
             for n in range(5)])  # 0 and 1 are younger than 30 days
-    async with app.state.payhook.engine.begin() as conn:
-        assert await events_service.prune(conn, now, limit=2) == 2
-        assert await events_service.prune(conn, now, limit=2) == 1
-        assert await events_service.prune(conn, now, limit=2) == 0
+    engine = app.state.payhook.engine
+    for left in (2, 1):
+        assert await retention.prune(engine, now, timedelta(days=30), batch=2, rounds=1) == {
+            "merchant_events": left}
+    assert await retention.prune(engine, now, timedelta(days=30), batch=2, rounds=1) == {}
+    async with engine.connect() as conn:
         kept = (await conn.execute(select(merchant_events.c.id)
                                    .order_by(merchant_events.c.id))).scalars().all()
     assert kept == [f"evt_{n:025d}" for n in range(2)]

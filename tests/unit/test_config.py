@@ -2,6 +2,7 @@
 
 import json
 import os
+from datetime import timedelta
 
 import pytest
 
@@ -32,6 +33,10 @@ def test_placeholder_secrets_are_refused(secret):
         load_settings(database_url=PG, secret_key=secret, admin_token="a" * 30)
 
 
+def test_data_is_kept_30_days_unless_told_longer():
+    assert load_settings(database_url=PG, **GOOD).retention == timedelta(days=30)
+
+
 def test_postgres_urls_get_the_asyncpg_driver():
     assert load_settings(database_url=PG, **GOOD).database_url.startswith("postgresql+asyncpg://")
     settings = load_settings(database_url="postgresql+asyncpg://u@h/d", **GOOD)
@@ -42,6 +47,8 @@ def test_postgres_urls_get_the_asyncpg_driver():
     ("PAYHOOK_WEBHOOK_TOLERANCE_SECONDS", "soon", "PAYHOOK_WEBHOOK_TOLERANCE_SECONDS"),
     ("PAYHOOK_OUTBOX_MAX_ATTEMPTS", "0", "PAYHOOK_OUTBOX_MAX_ATTEMPTS"),
     ("PAYHOOK_ALLOW_PRIVATE_URLS", "maybe", "PAYHOOK_ALLOW_PRIVATE_URLS"),
+    ("PAYHOOK_RETENTION_DAYS", "29", "PAYHOOK_RETENTION_DAYS"),  # the events API keeps 30
+    ("PAYHOOK_RETENTION_DAYS", "30d", "PAYHOOK_RETENTION_DAYS"),
     ("DATABASE_URL", "mysql://x/y", "DATABASE_URL"),
     ("DATABASE_URL", "sqlite+aiosqlite:///:memory:", "DATABASE_URL"),
     ("PAYHOOK_PUBLIC_BASE_URL", "ftp://x", "PAYHOOK_PUBLIC_BASE_URL"),
@@ -69,7 +76,9 @@ def test_environment_is_read(monkeypatch):
     monkeypatch.setenv("PAYHOOK_WEB3_TOKENS", "usdc:0x0000000000000000000000000000000000000001:6")
     monkeypatch.setenv("PAYHOOK_WEB3_XPUB", wallet.XPUB)
     monkeypatch.setenv("PAYHOOK_WEB3_CHAIN_ID", "1")
+    monkeypatch.setenv("PAYHOOK_RETENTION_DAYS", "90")
     settings = load_settings()
+    assert settings.retention == timedelta(days=90)
     assert settings.stripe_webhook_secrets == ("whsec_a", "whsec_b")
     assert settings.fiat_and_crypto_symbols == {"eth", "usdc"}
     assert not settings.is_embedded and settings.require_secret() == "k" * 40

@@ -163,6 +163,7 @@ class Anomaly(Base):
         Index(None, "created_at", "id"),
         Index(None, "kind", "created_at"),
         Index(None, "session_id"),
+        Index(None, "event_id"),  # retention keeps the events anomalies name: asked per event
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -29,7 +29,7 @@ async def start_pump(settings: Settings, engine: AsyncEngine,
     """The drain's pump, started; a configured Ethereum node is checked first (logged only: a
     wrong or unreachable node never stops the rest of the work)."""
     pump = Pump(build_drainer(settings, engine), settings.outbox_max_attempts,
-                poll_seconds=poll_seconds)
+                poll_seconds=poll_seconds, keep=settings.retention)
     await check_web3_node(pump.drainer.context)
     pump.start()
     return pump

@@ -2,15 +2,17 @@
 
 :class:`Pump` drains when nudged and on a short poll, and sweeps (expires unpaid sessions,
 buries rows whose worker died on their last attempt, destroys rotated-out endpoint secrets past
-their overlap, prunes merchant events past their 30 days) every few seconds. The embedded default
-runs one inside the web process, nudged in-process after each commit; the arq worker runs one
-beside arq, so work continues even while Redis is down — Redis only makes it prompter.
+their overlap, prunes what is past the retention: :mod:`payhook.services.retention`) every few
+seconds. The embedded default runs one inside the web process, nudged in-process after each
+commit; the arq worker runs one beside arq, so work continues even while Redis is down — Redis
+only makes it prompter.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
+from datetime import timedelta
 from typing import Generic
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -18,32 +20,36 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from payhook import clock
 from payhook.outbox import store
 from payhook.outbox.drain import C, Drainer
-from payhook.services import merchant_events, webhook_endpoints
+from payhook.services import retention, webhook_endpoints
 from payhook.services.expiry import expire_due
 
 log = logging.getLogger("payhook.outbox")
+RETENTION = timedelta(days=30)  # PAYHOOK_RETENTION_DAYS' default
 
 
-async def sweep(engine: AsyncEngine, max_attempts: int) -> int:
+async def sweep(engine: AsyncEngine, max_attempts: int,
+                keep: timedelta = RETENTION) -> int:
     """Expire unpaid sessions past ``expires_at``, bury dead workers' last attempts, destroy
-    expired secrets and prune old events (a bounded batch a sweep)."""
+    expired secrets (one transaction), then prune what is older than ``keep`` (bounded
+    batches, each its own transaction, so that a backlog never holds ingest up)."""
     now = clock.now()
     async with engine.begin() as conn:
         expired = await expire_due(conn, now, max_attempts)
         buried = await store.bury_expired_leases(conn, now)
         destroyed = await webhook_endpoints.destroy_expired_secrets(conn, now)
-        pruned = await merchant_events.prune(conn, now)
+    pruned = await retention.prune(engine, now, keep)
     if expired or buried or destroyed or pruned:
         log.info("swept", extra={"expired_sessions": expired, "buried_entries": buried,
-                                 "destroyed_secrets": destroyed, "pruned_events": pruned})
+                                 "destroyed_secrets": destroyed, "pruned": pruned})
     return expired
 
 
 class Pump(Generic[C]):
     def __init__(self, drainer: Drainer[C], max_attempts: int, poll_seconds: float = 1.0,
-                 sweep_seconds: float = 5.0):
+                 sweep_seconds: float = 5.0, keep: timedelta = RETENTION):
         self.drainer = drainer
         self.max_attempts = max_attempts
+        self.keep = keep
         self.poll_seconds = poll_seconds
         self.sweep_seconds = sweep_seconds
         self._wake = asyncio.Event()
@@ -78,7 +84,7 @@ class Pump(Generic[C]):
             try:
                 if time.monotonic() - last_sweep >= self.sweep_seconds:
                     last_sweep = time.monotonic()
-                    await sweep(self.drainer.engine, self.max_attempts)
+                    await sweep(self.drainer.engine, self.max_attempts, self.keep)
                 await self.drainer.drain()
                 wait = await self._until_next_due()
             except Exception:  # noqa: BLE001 - a database outage must not stop the pump

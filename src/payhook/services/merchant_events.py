@@ -2,14 +2,15 @@
 
 An event is recorded in the transaction that makes its deliveries, whether or not the merchant
 has any endpoint, so that a merchant whose endpoint was down — or who has none — reconciles
-from here. Kept :data:`RETENTION`, then pruned by the sweep a bounded batch at a time.
+from here. Kept ``PAYHOOK_RETENTION_DAYS`` (30 at least), then pruned by the sweep
+(:mod:`payhook.services.retention`).
 """
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook.db.pagination import Page, PageRequest, fetch_page
@@ -18,9 +19,6 @@ from payhook.db.tables import merchant_events as events
 from payhook.domain.webhooks import EVENT_TYPES
 from payhook.errors import InvalidRequest, NotFound
 from payhook.services.api_keys import Caller
-
-RETENTION = timedelta(days=30)
-PRUNE_BATCH = 1000  # rows per sweep: a backlog is worked off over several sweeps
 
 
 async def record(conn: AsyncConnection, made: Sequence[dict[str, Any]]) -> None:
@@ -50,14 +48,6 @@ async def get(conn: AsyncConnection, caller: Caller, event_id: str) -> Any:
     if row is None:
         raise NotFound(f"no such event: {event_id}", param="id")
     return row
-
-
-async def prune(conn: AsyncConnection, now: datetime, limit: int = PRUNE_BATCH) -> int:
-    """Forget up to ``limit`` events older than :data:`RETENTION`, oldest first."""
-    oldest = (select(events.c.id).where(events.c.created_at < now - RETENTION)
-              .order_by(events.c.created_at).limit(limit).scalar_subquery())
-    pruned = await conn.execute(delete(events).where(events.c.id.in_(oldest)))
-    return int(pruned.rowcount)
 
 
 def _own(caller: Caller) -> list[Any]:
