@@ -14,10 +14,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from payhook.db.json_members import member
 from payhook.db.types import Amount, JSONDocument, UTCDateTime
 
 NAMING = {
@@ -262,7 +264,8 @@ class Delivery(Base):
     __table_args__ = (UniqueConstraint("endpoint_id", "event_id"),
                       Index(None, "created_at", "id"),
                       Index(None, "merchant_id", "mode", "created_at", "id"),
-                      Index(None, "endpoint_id", "created_at"))
+                      Index(None, "endpoint_id", "created_at"),
+                      Index(None, "session_id"))  # the console's story of one session
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"))
@@ -297,7 +300,8 @@ class MerchantEvent(Base):
 
     __tablename__ = "merchant_events"
     __table_args__ = (Index(None, "merchant_id", "mode", "created_at", "id"),
-                      Index(None, "created_at"))
+                      Index(None, "created_at"),
+                      Index(None, "session_id"))
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # evt_…, the webhook-id
     merchant_id: Mapped[str] = mapped_column(String(40))
@@ -378,3 +382,9 @@ outbox_replays = cast(Table, OutboxReplay.__table__)
 onchain_payments = cast(Table, OnchainPayment.__table__)
 counters = cast(Table, Counter.__table__)
 chain_cursors = cast(Table, ChainCursor.__table__)
+
+# What the console looks a session up by, written as its queries write it: the session id
+# every outbox payload carries (one story reads all its rows), and the customer's e-mail,
+# which a search matches case-insensitively.
+Index("ix_outbox_entries_payload_session_id", member(outbox_entries.c.payload, "session_id"))
+Index("ix_checkout_sessions_customer_email_lower", func.lower(checkout_sessions.c.customer_email))

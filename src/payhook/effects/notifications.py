@@ -24,7 +24,7 @@ from payhook.db.statements import insert_ignoring_conflicts
 from payhook.db.tables import checkout_sessions, deliveries, invoices, outbox_entries
 from payhook.db.tables import webhook_endpoints as endpoints
 from payhook.domain.decisions import ACCESS_LINK, DELIVER, FAILED, INVOICE, PAID
-from payhook.domain.webhooks import accepts
+from payhook.domain.webhooks import accepts, notified_event_id
 from payhook.effects.context import EffectContext
 from payhook.ids import new_id
 from payhook.outbox.drain import BatchWrites, NotReady, Outcome
@@ -78,7 +78,7 @@ async def notify(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
 
 def event_id(entry: Entry) -> str:
     """Stable per outbox row: a re-run (or a replay) of this row is the same event."""
-    return "evt_" + entry.id.split("_", 1)[1]
+    return notified_event_id(entry.id)
 
 
 async def _not_ready(conn: AsyncConnection, session_id: str) -> Exception:
