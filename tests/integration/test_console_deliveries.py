@@ -11,7 +11,7 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import update
 
-from payhook.db.tables import deliveries, merchant_events, outbox_entries
+from payhook.db.tables import deliveries, merchant_events, outbox_entries, outbox_replays
 from payhook.domain.decisions import DELIVER, NOTIFY
 from payhook.domain.webhooks import wire
 from tests import flows
@@ -61,8 +61,13 @@ async def test_a_dead_delivery_is_told_with_every_attempt_and_sent_again_from_th
     server.answer = 200
     sent = await client.post(f"/console/deliveries/{delivery_id}/retry", headers=BROWSER,
                              data={"csrf": csrf_of(await client.get("/console",
-                                                                     headers=BROWSER))})
+                                                                     headers=BROWSER)),
+                                   "reason": "the shop fixed its endpoint"})
     assert sent.status_code == 303
+    [audit] = await table(app, outbox_replays)
+    [sending] = await table(app, outbox_entries, outbox_entries.c.kind == DELIVER)
+    assert (audit.entry_ids, audit.reason) == ([sending.id], "the shop fixed its endpoint")
+    assert audit.actor.startswith("console:Ada:") and sending.status == "pending"
     assert sent.headers["location"] == f"/console/sessions/{session_id}?resent={delivery_id}"
     assert "Sending delivery" in (await client.get(sent.headers["location"],
                                                    headers=BROWSER)).text
@@ -92,7 +97,7 @@ async def test_a_retry_in_flight_or_to_a_disabled_endpoint_is_a_409_on_the_story
     assert "Not sent again: the delivery is in flight" in busy.text
     assert f"Session <code>{session_id}</code>" in busy.text  # said on the story itself
     [row] = await table(app, deliveries)
-    assert row.status == "dead"  # nothing changed
+    assert row.status == "dead" and await table(app, outbox_replays) == []  # nothing changed
 
     [endpoint] = (await client.get("/v1/webhook_endpoints",
                                    headers=merchant.headers)).json()["data"]

@@ -96,6 +96,13 @@ async def send_again(conn: AsyncConnection, delivery: Any, max_attempts: int) ->
                        code="delivery_in_flight")
 
 
+async def sending_row(conn: AsyncConnection, delivery_id: str) -> str | None:
+    """The id of the outbox row that sends this delivery, while one is unfinished."""
+    return await conn.scalar(select(outbox.c.id).where(  # the unique index on unfinished keys
+        outbox.c.dedup_key == dedup_key(DELIVER, {"delivery_id": delivery_id}),
+        outbox.c.status != "done"))
+
+
 async def send_test(conn: AsyncConnection, caller: Caller, endpoint: Any,
                     max_attempts: int) -> Any:
     """A ``webhook_endpoint.test`` event, to this (enabled) endpoint alone, whatever its

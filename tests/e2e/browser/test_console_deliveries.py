@@ -89,6 +89,7 @@ def test_a_dead_delivery_is_read_on_the_story_and_retried_to_the_merchant(page, 
 
         server.answer = 200
         delivery = page.locator("ol.timeline > li", has_text="Delivery of")
+        delivery.locator("input[name=reason]").fill("the shop fixed its endpoint")
         delivery.get_by_role("button", name="Retry now").click()
         page.wait_for_url(f"{stack.url}/console/sessions/{session['id']}?resent=*")
         assert page.get_by_text("Sending delivery").is_visible()
@@ -98,6 +99,8 @@ def test_a_dead_delivery_is_read_on_the_story_and_retried_to_the_merchant(page, 
         assert len(arrived) == 3  # two refused tries, then the retry
         assert len({entry.headers["webhook-id"] for entry in arrived}) == 1
         assert arrived[-1].payload["data"]["session"]["id"] == session["id"]
+        assert db_value(stack.database_url, "SELECT count(*) FROM outbox_replays "
+                        "WHERE reason = 'the shop fixed its endpoint'") == 1
 
     page.reload()
     delivery = page.locator("ol.timeline > li", has_text="Delivery of")

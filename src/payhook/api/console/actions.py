@@ -1,12 +1,11 @@
 """The console's pages that change something: replaying one dead outbox row, retrying now
 one that waits out its backoff, sending one delivery again now (the service behind
-``POST /v1/deliveries/{id}/retry``; logged with the operator, as it has no audit trail of its
-own — the outbox row it makes due is the record), and the bulk
+``POST /v1/deliveries/{id}/retry``, written in the audit trail with the outbox row it makes
+due), and the bulk
 replay — a dry-run preview first (a GET: it writes nothing), then the operator confirms exactly
 the rows previewed, with a reason. Every replay goes through :mod:`payhook.outbox.operators`,
 which writes the audit trail, and nudges the worker after the commit."""
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,7 +25,6 @@ from payhook.outbox import operators
 from payhook.services import deliveries, replay_plan
 
 MAX_REASON = 1000
-log = logging.getLogger("payhook.console")
 
 
 def _reason(request: Request, required: bool) -> str | None:
@@ -77,14 +75,15 @@ async def retry_delivery(request: Request) -> Response:
         async with app.engine.begin() as conn:
             delivery = await deliveries.find(conn, delivery_id)
             await deliveries.send_again(conn, delivery, app.settings.outbox_max_attempts)
+            entry_id = await deliveries.sending_row(conn, delivery_id)
+            await operators.audit(conn, actor(request), _reason(request, required=False),
+                                  [entry_id] if entry_id else [])
     except Conflict as refused:
         if delivery is None or delivery.session_id is None:
             raise
         return await story_page(request, delivery.session_id, status_code=409,
                                 refused=f"Not sent again: {refused.message}.",
                                 refused_code=refused.code)
-    log.info("console: delivery sent again", extra={"delivery_id": delivery_id,
-                                                     "actor": actor(request)})
     app.nudge()
     back = (f"/sessions/{delivery.session_id}?resent={delivery_id}" if delivery.session_id
             else f"/deliveries?endpoint={delivery.endpoint_id}")
