@@ -43,6 +43,7 @@ async def test_expression_indexes_are_the_models_own_on_sqlite(sqlite_url):
                 for table in Base.metadata.tables.values() for index in table.indexes
                 if not all(isinstance(expression, Column) for expression in index.expressions)}
     assert set(expected) == {"ix_outbox_entries_payload_session_id",
+                             "ix_outbox_entries_payload_tx_hash",
                              "ix_checkout_sessions_customer_email_lower"}
     try:
         async with engine.connect() as conn:

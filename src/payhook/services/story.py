@@ -15,11 +15,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, func, select, union
+from sqlalchemy import text as text_clause
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock, ids, providers
 from payhook.db.json_members import member
 from payhook.db.tables import (
+    ONCHAIN_CHECKS,
     anomalies,
     api_keys,
     checkout_sessions,
@@ -100,7 +102,8 @@ def _lookups(text: str) -> list[Select[Any]]:
             select(checkout_sessions.c.id.label("id")).where(
                 checkout_sessions.c.provider_reference == tx),
             select(member(outbox_entries.c.payload, "session_id").label("id")).where(
-                outbox_entries.c.payload["tx_hash"].as_string() == tx),
+                text_clause(ONCHAIN_CHECKS),  # the partial index's predicate, word for word
+                member(outbox_entries.c.payload, "tx_hash") == tx),
         ]
     # The provider named too, so the unique (provider, event_id) index finds it.
     by_event = [select(webhook_events.c.session_id.label("id")).where(
