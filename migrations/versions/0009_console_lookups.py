@@ -6,8 +6,8 @@ The outbox index is on the expression the story's query writes (``payhook.db.jso
 ``payload ->> 'session_id'`` on PostgreSQL, ``json_extract(payload, '$."session_id"')`` on
 SQLite.
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 00:40:00.000000
 """
 
@@ -19,8 +19,8 @@ from alembic import op
 import payhook.db.types
 from payhook.db.json_members import member
 
-revision: str = '0008'
-down_revision: str | None = '0007'
+revision: str = '0009'
+down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
