@@ -193,14 +193,16 @@ async def test_the_replay_button_replays_one_row_on_the_record(client, app, sett
     assert again.status_code == 409 and 'data-code="entry_not_dead"' in again.text
 
 
-@pytest.mark.parametrize("path", ["/console/sessions/{}", "/console/outbox/{}/replay"])
+@pytest.mark.parametrize("path", ["/console/sessions/{}", "/console/outbox/{}/replay",
+                                  "/console/deliveries/{}/retry"])
 async def test_hostile_ids_are_unknown_pages_and_change_nothing(client, app, path):
     await sign_in(client)
     home = await client.get("/console", headers=BROWSER)
-    for value in ("cs_%00", "cs_" + "7" * 10_000, "ob_%00", "%00", "ob_" + "A" * 26):
+    for value in ("cs_%00", "cs_" + "7" * 10_000, "ob_%00", "%00", "ob_" + "A" * 26,
+                  "dl_%00", "dl_" + "A" * 26):
         url = path.format(value)
-        answer = (await client.post(url, headers=BROWSER, data={"csrf": csrf_of(home)})
-                  if url.endswith("/replay") else await client.get(url, headers=BROWSER))
+        answer = (await client.get(url, headers=BROWSER) if "/sessions/" in url
+                  else await client.post(url, headers=BROWSER, data={"csrf": csrf_of(home)}))
         assert answer.status_code == 404, (url[:40], answer.status_code)
         assert 'data-code="resource_missing"' in answer.text
     assert await dead(app) == []

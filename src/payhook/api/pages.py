@@ -22,6 +22,7 @@ from starlette.templating import Jinja2Templates
 
 from payhook import display
 from payhook.api.state import state
+from payhook.domain import webhooks
 from payhook.errors import PayhookError
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -53,6 +54,7 @@ def _environment() -> jinja2.Environment:
     environment.filters["moment"] = display.moment
     environment.filters["text"] = _text
     environment.filters["pretty"] = _pretty
+    environment.filters["wire"] = webhooks.wire
     return environment
 
 

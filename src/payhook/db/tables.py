@@ -14,10 +14,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from payhook.db.json_members import member
 from payhook.db.types import Amount, JSONDocument, UTCDateTime
 
 NAMING = {
@@ -34,6 +36,7 @@ FAILURE_REASONS = ("canceled", "expired", "provider_failed")
 EVENT_OUTCOMES = ("applied", "recorded", "duplicate", "ignored", "unmatched")
 OUTBOX_STATUSES = ("pending", "running", "done", "dead")
 UNFINISHED_KEYED = "dedup_key IS NOT NULL AND status <> 'done'"
+ONCHAIN_CHECKS = "kind = 'onchain.check'"  # the only rows whose payload has a tx_hash
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -89,6 +92,7 @@ class CheckoutSession(Base):
         ),
         Index(None, "merchant_id", "mode", "created_at", "id"),
         Index(None, "status", "expires_at"),
+        Index(None, "provider_reference"),  # a search by transaction hash
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -263,7 +267,8 @@ class Delivery(Base):
     __table_args__ = (UniqueConstraint("endpoint_id", "event_id"),
                       Index(None, "created_at", "id"),
                       Index(None, "merchant_id", "mode", "created_at", "id"),
-                      Index(None, "endpoint_id", "created_at"))
+                      Index(None, "endpoint_id", "created_at"),
+                      Index(None, "session_id"))  # the console's story of one session
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"))
@@ -298,7 +303,8 @@ class MerchantEvent(Base):
 
     __tablename__ = "merchant_events"
     __table_args__ = (Index(None, "merchant_id", "mode", "created_at", "id"),
-                      Index(None, "created_at"))
+                      Index(None, "created_at"),
+                      Index(None, "session_id"))
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # evt_…, the webhook-id
     merchant_id: Mapped[str] = mapped_column(String(40))
@@ -328,7 +334,8 @@ class OnchainPayment(Base):
     claims it: a transaction never pays twice."""
 
     __tablename__ = "onchain_payments"
-    __table_args__ = (UniqueConstraint("chain_id", "tx_hash"), Index(None, "session_id"))
+    __table_args__ = (UniqueConstraint("chain_id", "tx_hash"), Index(None, "session_id"),
+                      Index(None, "tx_hash"))  # a search by hash alone, whatever the chain
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     chain_id: Mapped[int] = mapped_column(BigInteger)
@@ -379,3 +386,11 @@ outbox_replays = cast(Table, OutboxReplay.__table__)
 onchain_payments = cast(Table, OnchainPayment.__table__)
 counters = cast(Table, Counter.__table__)
 chain_cursors = cast(Table, ChainCursor.__table__)
+
+# What the console looks a session up by, written as its queries write it: the session id
+# every outbox payload carries (one story reads all its rows), an on-chain check's
+# transaction hash, and the customer's e-mail, which a search matches case-insensitively.
+Index("ix_outbox_entries_payload_session_id", member(outbox_entries.c.payload, "session_id"))
+Index("ix_outbox_entries_payload_tx_hash", member(outbox_entries.c.payload, "tx_hash"),
+      postgresql_where=text(ONCHAIN_CHECKS), sqlite_where=text(ONCHAIN_CHECKS))
+Index("ix_checkout_sessions_customer_email_lower", func.lower(checkout_sessions.c.customer_email))

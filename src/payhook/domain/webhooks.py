@@ -4,8 +4,10 @@ Pure rules, no I/O: which events an endpoint's ``enabled_events`` lets through, 
 endpoint failing since a given time has failed long enough to be disabled.
 """
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from payhook.domain.decisions import FAILED, PAID
 
@@ -24,3 +26,14 @@ def accepts(enabled_events: Sequence[str], event_type: str) -> bool:
 def failed_too_long(failing_since: datetime | None, now: datetime, limit: timedelta) -> bool:
     """Every try since ``failing_since`` failed, and that has lasted ``limit``."""
     return failing_since is not None and now - failing_since >= limit
+
+
+def notified_event_id(entry_id: str) -> str:
+    """The event a ``merchant.notify`` outbox row makes: derived from the row, so a re-run (or
+    a replay) of the row is the same event, which its endpoints already have."""
+    return "evt_" + entry_id.split("_", 1)[1]
+
+
+def wire(body: dict[str, Any]) -> str:
+    """An event's body as the bytes a delivery POSTs (compact JSON, ASCII-escaped)."""
+    return json.dumps(body, separators=(",", ":"))

@@ -20,11 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
 from payhook.db.engine import reading
+from payhook.db.json_members import member
 from payhook.db.statements import insert_ignoring_conflicts
 from payhook.db.tables import checkout_sessions, deliveries, invoices, outbox_entries
 from payhook.db.tables import webhook_endpoints as endpoints
 from payhook.domain.decisions import ACCESS_LINK, DELIVER, FAILED, INVOICE, PAID
-from payhook.domain.webhooks import accepts
+from payhook.domain.webhooks import accepts, notified_event_id
 from payhook.effects.context import EffectContext
 from payhook.ids import new_id
 from payhook.outbox.drain import BatchWrites, NotReady, Outcome
@@ -78,7 +79,7 @@ async def notify(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
 
 def event_id(entry: Entry) -> str:
     """Stable per outbox row: a re-run (or a replay) of this row is the same event."""
-    return "evt_" + entry.id.split("_", 1)[1]
+    return notified_event_id(entry.id)
 
 
 async def _not_ready(conn: AsyncConnection, session_id: str) -> Exception:
@@ -88,7 +89,7 @@ async def _not_ready(conn: AsyncConnection, session_id: str) -> Exception:
                outbox_entries.c.next_attempt_at)
         .where(outbox_entries.c.status.in_(("pending", "running", "dead")),
                outbox_entries.c.kind.in_((INVOICE, ACCESS_LINK)),
-               outbox_entries.c.payload["session_id"].as_string() == session_id))).all()
+               member(outbox_entries.c.payload, "session_id") == session_id))).all()  # indexed
     dead = sorted(row.kind for row in waiting if row.status == "dead")
     if dead:
         return PrerequisiteDead(f"waiting for dead outbox rows: {', '.join(dead)}")

@@ -50,7 +50,7 @@ async def replay_one(conn: AsyncConnection, entry_id: str, actor: str,
         current = await get_entry(conn, entry_id)
         raise Conflict(f"only dead entries can be replayed; this one is {current.status}",
                        code="entry_not_dead")
-    await _audit(conn, actor, reason, [row.id for row in replayed])
+    await audit(conn, actor, reason, [row.id for row in replayed])
     return replayed[0]
 
 
@@ -62,7 +62,7 @@ async def replay_dead(conn: AsyncConnection, actor: str, kind: str | None = None
         return list((await conn.execute(select(outbox.c.id).where(*filters))).scalars())
     replayed = [row.id for row in await _replay(conn, filters, clock.now())]
     if replayed:
-        await _audit(conn, actor, reason, replayed)
+        await audit(conn, actor, reason, replayed)
     return replayed
 
 
@@ -74,7 +74,7 @@ async def replay_entries(conn: AsyncConnection, entry_ids: list[str], actor: str
         return []
     replayed = [row.id for row in await _replay(conn, [outbox.c.id.in_(entry_ids)], clock.now())]
     if replayed:
-        await _audit(conn, actor, reason, replayed)
+        await audit(conn, actor, reason, replayed)
     return replayed
 
 
@@ -90,7 +90,7 @@ async def retry_now(conn: AsyncConnection, entry_id: str, actor: str,
         current = await get_entry(conn, entry_id)
         raise Conflict(f"only pending entries can be retried now; this one is {current.status}",
                        code="entry_not_pending")
-    await _audit(conn, actor, reason, [entry_id])
+    await audit(conn, actor, reason, [entry_id])
     return row
 
 
@@ -102,8 +102,9 @@ async def _replay(conn: AsyncConnection, filters: list[Any], now: datetime) -> l
         .returning(*outbox.c)))
 
 
-async def _audit(conn: AsyncConnection, actor: str, reason: str | None,
-                 entry_ids: list[str]) -> None:
+async def audit(conn: AsyncConnection, actor: str, reason: str | None,
+                entry_ids: list[str]) -> None:
+    """The audit trail's line: ``actor`` sent these rows' work again, for ``reason``."""
     await conn.execute(outbox_replays.insert().values(
         id=new_id("rp"), actor=actor[:200], reason=reason, entry_ids=entry_ids,
         created_at=clock.now()))

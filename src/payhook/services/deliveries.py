@@ -69,9 +69,23 @@ async def get(conn: AsyncConnection, caller: Caller, delivery_id: str) -> Any:
 
 async def retry(conn: AsyncConnection, caller: Caller, delivery_id: str,
                 max_attempts: int) -> Any:
-    """Send one delivery again now, whatever its status; 409 while it is in flight or while
-    its endpoint is not enabled (it would only be held)."""
-    delivery = await get(conn, caller, delivery_id)
+    """Send one of the caller's deliveries again now (see :func:`send_again`)."""
+    await send_again(conn, await get(conn, caller, delivery_id), max_attempts)
+    return await get(conn, caller, delivery_id)
+
+
+async def find(conn: AsyncConnection, delivery_id: str) -> Any:
+    """Any merchant's delivery, for operators."""
+    row = (await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))).first()
+    if row is None:
+        raise NotFound(f"no such delivery: {delivery_id}", param="id")
+    return row
+
+
+async def send_again(conn: AsyncConnection, delivery: Any, max_attempts: int) -> None:
+    """One delivery sent again now, whatever its status — the merchant's retry and the
+    console's; 409 while it is in flight or while its endpoint is not enabled (it would only
+    be held)."""
     status = await conn.scalar(select(endpoints.c.status)
                                .where(endpoints.c.id == delivery.endpoint_id))
     if status != "enabled":
@@ -80,7 +94,13 @@ async def retry(conn: AsyncConnection, caller: Caller, delivery_id: str,
     if not await reschedule(conn, [delivery], clock.now(), max_attempts):
         raise Conflict("the delivery is in flight: it is being sent right now",
                        code="delivery_in_flight")
-    return await get(conn, caller, delivery_id)
+
+
+async def sending_row(conn: AsyncConnection, delivery_id: str) -> str | None:
+    """The id of the outbox row that sends this delivery, while one is unfinished."""
+    return await conn.scalar(select(outbox.c.id).where(  # the unique index on unfinished keys
+        outbox.c.dedup_key == dedup_key(DELIVER, {"delivery_id": delivery_id}),
+        outbox.c.status != "done"))
 
 
 async def send_test(conn: AsyncConnection, caller: Caller, endpoint: Any,

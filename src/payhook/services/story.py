@@ -3,27 +3,32 @@ time order, and the search that finds a session from whatever an operator has in
 
 The story is read, never kept: provider events (raw bodies included), the transitions the
 session's own columns record, every outbox row with its errors, every delivery with each of its
-attempts, e-mails, anomalies, the invoice, the provisioned key and on-chain payments. Outbox rows
-are found by the ``session_id`` every payload carries.
+attempts, the merchant events made for it (their bodies exactly as endpoints received them),
+e-mails, anomalies, the invoice, the provisioned key and on-chain payments. Outbox rows are
+found by the ``session_id`` every payload carries, through an index on that expression.
 """
 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, func, select, union
+from sqlalchemy import text as text_clause
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock, ids, providers
+from payhook.db.json_members import member
 from payhook.db.tables import (
+    ONCHAIN_CHECKS,
     anomalies,
     api_keys,
     checkout_sessions,
     deliveries,
     delivery_attempts,
     invoices,
+    merchant_events,
     onchain_payments,
     outbox_entries,
     webhook_endpoints,
@@ -34,10 +39,10 @@ from payhook.errors import NotFound
 TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
 MAX_QUERY = 255
 MAX_FOUND = 50
-CLOCK_MARGIN = timedelta(minutes=5)
 # Within one instant (one transaction), the cause before its effects: the event, then the
-# transition it made, then the work it queued.
-TIES = {kind: rank for rank, kind in enumerate(("created", "event", "paid", "failed"))}
+# transition it made, then the work it queued; an event for the merchant before its deliveries.
+TIES = {kind: rank for rank, kind in enumerate(("created", "event", "paid", "failed", "outbox",
+                                                "merchant_event", "delivery"))}
 
 
 @dataclass(frozen=True)
@@ -67,14 +72,20 @@ class Story:
 async def find(conn: AsyncConnection, text: str) -> list[Any]:
     """Sessions matching a session id, invoice id, provider event id (ours or the provider's),
     customer e-mail or transaction hash; newest first, at most ``MAX_FOUND``."""
+    statement = search(text)
+    return [] if statement is None else list(await conn.execute(statement))
+
+
+def search(text: str) -> Select[Any] | None:
+    """The query :func:`find` runs for ``text`` (None: nothing could match)."""
     text = text.strip()
     if not text or len(text) > MAX_QUERY:
-        return []
+        return None
     lookups = _lookups(text)
     matching = (lookups[0] if len(lookups) == 1 else union(*lookups)).subquery()
-    return list(await conn.execute(
-        select(checkout_sessions).where(checkout_sessions.c.id.in_(select(matching.c.id)))
-        .order_by(checkout_sessions.c.created_at.desc()).limit(MAX_FOUND)))
+    return (select(checkout_sessions)
+            .where(checkout_sessions.c.id.in_(select(matching.c.id)))
+            .order_by(checkout_sessions.c.created_at.desc()).limit(MAX_FOUND))
 
 
 def _lookups(text: str) -> list[Select[Any]]:
@@ -90,8 +101,9 @@ def _lookups(text: str) -> list[Select[Any]]:
                 onchain_payments.c.tx_hash == tx),
             select(checkout_sessions.c.id.label("id")).where(
                 checkout_sessions.c.provider_reference == tx),
-            select(outbox_entries.c.payload["session_id"].as_string().label("id")).where(
-                outbox_entries.c.payload["tx_hash"].as_string() == tx),
+            select(member(outbox_entries.c.payload, "session_id").label("id")).where(
+                text_clause(ONCHAIN_CHECKS),  # the partial index's predicate, word for word
+                member(outbox_entries.c.payload, "tx_hash") == tx),
         ]
     # The provider named too, so the unique (provider, event_id) index finds it.
     by_event = [select(webhook_events.c.session_id.label("id")).where(
@@ -139,42 +151,42 @@ def _transitions(session: Any) -> list[Chapter]:
     return told
 
 
-async def _records(conn: AsyncConnection, session: Any) -> list[Chapter]:
-    session_id = session.id
-    events = await conn.execute(select(webhook_events).where(
-        webhook_events.c.session_id == session_id))
-    noted = await conn.execute(select(anomalies).where(anomalies.c.session_id == session_id))
-    # No index holds a payload's session id; its work is all queued after the session was
-    # made, so the (created_at, id) index bounds the scan to the rows since then (less a
-    # margin for the clocks of other hosts' workers).
-    work = await conn.execute(select(outbox_entries).where(
-        outbox_entries.c.created_at >= _since(session),
-        outbox_entries.c.payload["session_id"].as_string() == session_id))
-    paid = await conn.execute(select(onchain_payments).where(
-        onchain_payments.c.session_id == session_id))
-    return [*(Chapter(clock.as_utc(row.created_at), "event", row) for row in events),
-            *(Chapter(clock.as_utc(row.created_at), "anomaly", row) for row in noted),
-            *(Chapter(clock.as_utc(row.created_at), "outbox", row) for row in work),
-            *(Chapter(clock.as_utc(row.created_at), "onchain", row) for row in paid),
-            *await _deliveries(conn, session)]
-
-
-def _since(session: Any) -> datetime:
-    return clock.as_utc(session.created_at) - CLOCK_MARGIN
-
-
-async def _deliveries(conn: AsyncConnection, session: Any) -> list[Chapter]:
-    rows = list(await conn.execute(
-        select(deliveries, webhook_endpoints.c.url.label("endpoint_url"))
+def queries(session_id: str) -> dict[str, Select[Any]]:
+    """What a story reads by the session's id, each through an index on it (a test EXPLAINs
+    them): provider events, anomalies, outbox rows (by the ``session_id`` their payloads
+    carry), on-chain payments, the merchant events made and their deliveries."""
+    return {
+        "event": select(webhook_events).where(webhook_events.c.session_id == session_id),
+        "anomaly": select(anomalies).where(anomalies.c.session_id == session_id),
+        "outbox": select(outbox_entries).where(
+            member(outbox_entries.c.payload, "session_id") == session_id),
+        "onchain": select(onchain_payments).where(onchain_payments.c.session_id == session_id),
+        "merchant_event": select(merchant_events).where(
+            merchant_events.c.session_id == session_id),
+        "delivery": select(deliveries, webhook_endpoints.c.url.label("endpoint_url"),
+                           webhook_endpoints.c.status.label("endpoint_status"),
+                           webhook_endpoints.c.disabled_reason)
         .join(webhook_endpoints, webhook_endpoints.c.id == deliveries.c.endpoint_id)
-        .where(deliveries.c.created_at >= _since(session),  # as for outbox rows
-               deliveries.c.session_id == session.id)))
-    if not rows:
-        return []
+        .where(deliveries.c.session_id == session_id),
+    }
+
+
+async def _records(conn: AsyncConnection, session: Any) -> list[Chapter]:
+    chapters = []
+    for kind, statement in queries(session.id).items():
+        rows = list(await conn.execute(statement))
+        attempts = await _attempts(conn, rows) if kind == "delivery" else {}
+        chapters += [Chapter(clock.as_utc(row.created_at), kind, row, attempts.get(row.id, ()))
+                     for row in rows]
+    return chapters
+
+
+async def _attempts(conn: AsyncConnection, rows: list[Any]) -> dict[str, list[Any]]:
+    """Each delivery's attempts, oldest first, in one query."""
     attempts: dict[str, list[Any]] = {row.id: [] for row in rows}
-    for attempt in await conn.execute(
-            select(delivery_attempts).where(delivery_attempts.c.delivery_id.in_(attempts))
-            .order_by(delivery_attempts.c.attempted_at)):
-        attempts[attempt.delivery_id].append(attempt)
-    return [Chapter(clock.as_utc(row.created_at), "delivery", row, attempts[row.id])
-            for row in rows]
+    if attempts:
+        for attempt in await conn.execute(
+                select(delivery_attempts).where(delivery_attempts.c.delivery_id.in_(attempts))
+                .order_by(delivery_attempts.c.attempted_at, delivery_attempts.c.id)):
+            attempts[attempt.delivery_id].append(attempt)
+    return attempts

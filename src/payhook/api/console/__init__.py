@@ -18,6 +18,7 @@ routes = [
     Route("/console/outbox/{id}/replay", actions.replay_one, methods=["POST"]),
     Route("/console/outbox/{id}/retry", actions.retry_one, methods=["POST"]),
     Route("/console/deliveries", views.delivery_list, methods=["GET"]),
+    Route("/console/deliveries/{id}/retry", actions.retry_delivery, methods=["POST"]),
     Route("/console/anomalies", views.anomaly_list, methods=["GET"]),
     Route("/console/events", views.event_list, methods=["GET"]),
     Route("/console/replays", views.replay_list, methods=["GET"]),

@@ -1,5 +1,7 @@
 """The console's pages that change something: replaying one dead outbox row, retrying now
-one that waits out its backoff, and the bulk
+one that waits out its backoff, sending one delivery again now (the service behind
+``POST /v1/deliveries/{id}/retry``, written in the audit trail with the outbox row it makes
+due), and the bulk
 replay — a dry-run preview first (a GET: it writes nothing), then the operator confirms exactly
 the rows previewed, with a reason. Every replay goes through :mod:`payhook.outbox.operators`,
 which writes the audit trail, and nudges the worker after the commit."""
@@ -12,15 +14,15 @@ from starlette.responses import RedirectResponse, Response
 
 from payhook import ids
 from payhook.api.console.auth import actor, signed_in, url
-from payhook.api.console.views import page
+from payhook.api.console.views import page, story_page
 from payhook.api.pages import for_people
 from payhook.api.params import path_id
 from payhook.api.responses import query
 from payhook.api.state import state
 from payhook.db.engine import reading
-from payhook.errors import InvalidRequest
+from payhook.errors import Conflict, InvalidRequest
 from payhook.outbox import operators
-from payhook.services import triage
+from payhook.services import deliveries, replay_plan
 
 MAX_REASON = 1000
 
@@ -62,6 +64,34 @@ async def _one(request: Request, act: Callable[..., Awaitable[Any]], done: str) 
 
 @for_people
 @signed_in
+async def retry_delivery(request: Request) -> Response:
+    """A delivery sent again now; refused (409) while it is in flight or its endpoint is
+    disabled — said on the session's story, where the operator pressed the button."""
+    query(request)
+    delivery_id = path_id(request, "dl")
+    app = state(request)
+    delivery = None
+    try:
+        async with app.engine.begin() as conn:
+            delivery = await deliveries.find(conn, delivery_id)
+            await deliveries.send_again(conn, delivery, app.settings.outbox_max_attempts)
+            entry_id = await deliveries.sending_row(conn, delivery_id)
+            await operators.audit(conn, actor(request), _reason(request, required=False),
+                                  [entry_id] if entry_id else [])
+    except Conflict as refused:
+        if delivery is None or delivery.session_id is None:
+            raise
+        return await story_page(request, delivery.session_id, status_code=409,
+                                refused=f"Not sent again: {refused.message}.",
+                                refused_code=refused.code)
+    app.nudge()
+    back = (f"/sessions/{delivery.session_id}?resent={delivery_id}" if delivery.session_id
+            else f"/deliveries?endpoint={delivery.endpoint_id}")
+    return RedirectResponse(url(request, back), status_code=303)
+
+
+@for_people
+@signed_in
 async def bulk_form(request: Request) -> Response:
     query(request)
     return page(request, "console/replay.html")
@@ -72,9 +102,9 @@ async def bulk_form(request: Request) -> Response:
 async def preview(request: Request) -> Response:
     kind = query(request, ("kind",)).get("kind") or None
     async with reading(state(request).engine) as conn:
-        planned = await triage.preview(conn, kind)
+        planned = await replay_plan.preview(conn, kind)
     return page(request, "console/replay_preview.html", kind=kind, planned=planned,
-                limit=triage.PREVIEW_LIMIT)
+                limit=replay_plan.LIMIT)
 
 
 @for_people

@@ -37,8 +37,7 @@ async def home(request: Request) -> Response:
             "dead": await _count(conn, outbox_entries, outbox_entries.c.status == "dead"),
             "retrying": await _count(conn, outbox_entries, outbox_entries.c.status == "pending",
                                      outbox_entries.c.attempts > 0),
-            "failing": await _count(conn, deliveries, deliveries.c.status != "delivered",
-                                    deliveries.c.attempts > 0),
+            "failing": await _count(conn, deliveries, deliveries.c.status.in_(triage.FAILING)),
             "anomalies": await _count(conn, anomalies),
         }
     return page(request, "console/home.html", counts=counts)
@@ -60,15 +59,23 @@ async def search(request: Request) -> Response:
     return page(request, "console/search.html", q=text, found=found)
 
 
+DONE = ("replayed", "retried", "resent")  # what an action just did, to say so on the story
+
+
 @for_people
 @signed_in
 async def session(request: Request) -> Response:
-    done = query(request, ("replayed", "retried"))
-    session_id = path_id(request, "cs")
+    done: dict[str, Any] = dict(query(request, DONE))
+    return await story_page(request, path_id(request, "cs"), **done)
+
+
+async def story_page(request: Request, session_id: str, status_code: int = 200,
+                     **values: Any) -> Response:
+    """One session's story, with what was just done (or refused) said on top."""
     async with reading(state(request).engine) as conn:
         told = await story.read(conn, session_id)
-    return page(request, "console/session.html", story=told, replayed=done.get("replayed"),
-                retried=done.get("retried"))
+    return page(request, "console/session.html", status_code=status_code, story=told,
+                **{**dict.fromkeys(DONE), **values})
 
 
 def _listing(name: str, filters: tuple[str, ...],
@@ -90,8 +97,24 @@ def _listing(name: str, filters: tuple[str, ...],
 
 outbox = _listing("outbox", ("status", "kind"), lambda conn, paging, status, kind:
                   triage.outbox_rows(conn, paging, status, kind))
-delivery_list = _listing("deliveries", ("status",), lambda conn, paging, status:
-                         triage.delivery_rows(conn, paging, status))
+
+
+@for_people
+@signed_in
+async def delivery_list(request: Request) -> Response:
+    """Deliveries by status ("failing": failed or dead), endpoint and merchant, each with its
+    endpoint's address and whether it is disabled."""
+    paging, params = page_request(request, filters=DELIVERY_FILTERS)
+    chosen = {name: params.get(name) or None for name in DELIVERY_FILTERS}
+    async with reading(state(request).engine) as conn:
+        found = await triage.delivery_rows(conn, paging, **chosen)
+        endpoints = await triage.endpoints_of(conn, found.rows)
+    return page(request, "console/deliveries.html", rows=found.rows, endpoints=endpoints,
+                chosen=chosen, views=triage.DELIVERY_VIEWS,
+                next_after=found.rows[-1].id if found.has_more else None)
+
+
+DELIVERY_FILTERS = ("status", "endpoint", "merchant")
 anomaly_list = _listing("anomalies", ("kind",), lambda conn, paging, kind:
                         anomaly_service.list_anomalies(conn, paging, kind=kind))
 event_list = _listing("events", ("provider", "outcome"), lambda conn, paging, provider, outcome:
