@@ -3,14 +3,16 @@
 :class:`Pump` drains when nudged and on a short poll, and sweeps (expires unpaid sessions,
 buries rows whose worker died on their last attempt) every few seconds. The embedded default
 runs one inside the web process, nudged in-process after each commit; the arq worker runs one
-beside arq, so work continues even while Redis is down — Redis only makes it prompter.
+beside arq, so work continues even while Redis is down — Redis only makes it prompter. Loops of
+their own that live as long as the pump (the chain watcher) start and stop with it.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
-from typing import Generic
+from collections.abc import Sequence
+from typing import Generic, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -33,10 +35,19 @@ async def sweep(engine: AsyncEngine, max_attempts: int) -> int:
     return expired
 
 
+class Companion(Protocol):
+    """A loop of its own that runs as long as the pump (the chain watcher)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Pump(Generic[C]):
     def __init__(self, drainer: Drainer[C], max_attempts: int, poll_seconds: float = 1.0,
-                 sweep_seconds: float = 5.0):
+                 sweep_seconds: float = 5.0, beside: Sequence[Companion] = ()):
         self.drainer = drainer
+        self.beside = beside
         self.max_attempts = max_attempts
         self.poll_seconds = poll_seconds
         self.sweep_seconds = sweep_seconds
@@ -50,6 +61,8 @@ class Pump(Generic[C]):
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="payhook-outbox-pump")
+        for companion in self.beside:
+            companion.start()
 
     async def stop(self) -> None:
         """Finish the batch in hand, then stop (rows not yet claimed stay pending)."""
@@ -59,6 +72,8 @@ class Pump(Generic[C]):
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for companion in self.beside:
+            await companion.stop()
 
     async def _run(self) -> None:
         last_sweep = 0.0
