@@ -1,4 +1,6 @@
-"""The Ethereum node, read through web3.py's async API (``PAYHOOK_WEB3_RPC_URL``).
+"""The Ethereum node, read through web3.py's async API (``PAYHOOK_WEB3_RPC_URL``): a
+transaction for the on-chain check (:meth:`Chain.sight`), and blocks and token logs for the
+chain watch (:meth:`Chain.head`, :meth:`Chain.block`, :meth:`Chain.token_transfers`).
 
 web3 takes over a second to import, so it is imported only when a node is configured: the web
 process, the CLI and a worker without ``PAYHOOK_WEB3_RPC_URL`` never pay for it.
@@ -9,8 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from payhook.domain import watching
 from payhook.domain.onchain import TRANSFER_TOPIC, Log, MinedTransaction
-from payhook.domain.watching import Block, NativeTransfer, TokenTransfer, topic
+from payhook.domain.watching import Block, NativeTransfer, TokenTransfer
 
 if TYPE_CHECKING:
     from eth_typing import BlockNumber, HexStr
@@ -106,10 +109,10 @@ class Chain:
         ``recipients`` (None: to anyone) — one call, however many recipients."""
         from eth_utils import to_checksum_address
 
+        to = None if recipients is None else [watching.topic(address) for address in recipients]
         query = {"fromBlock": first, "toBlock": last,
                  "address": [to_checksum_address(contract) for contract in contracts],
-                 "topics": ["0x" + TRANSFER_TOPIC.hex(), None,
-                            None if recipients is None else [topic(to) for to in recipients]]}
+                 "topics": ["0x" + TRANSFER_TOPIC.hex(), None, to]}
         logs = await self.web3.eth.get_logs(cast("FilterParams", query))
         return [_token_transfer(entry) for entry in logs if _is_transfer(entry)]
 
