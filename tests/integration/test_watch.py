@@ -95,14 +95,14 @@ def engine(app):
     return app.state.payhook.engine
 
 
-async def watcher_at(engine, settings, url: str | None = None) -> Watcher:
+def watcher_at(engine, settings, url: str | None = None) -> Watcher:
     """A watcher as a worker builds it (``url``: its node, when not the configured one)."""
     return Watcher(engine, Chain.connect(url or settings.web3_rpc_url), settings)
 
 
 @pytest.fixture
 async def watcher(engine, settings) -> AsyncIterator[Watcher]:
-    watching = await watcher_at(engine, settings)
+    watching = watcher_at(engine, settings)
     yield watching
     await watching.chain.close()
 
@@ -285,7 +285,7 @@ async def proxy(world) -> AsyncIterator[FlakyProxy]:
 
 async def test_a_watcher_stopped_mid_watch_resumes_from_its_cursor(
         open_session, engine, settings, proxy, chain, world):
-    first = await watcher_at(engine, settings, proxy.url)
+    first = watcher_at(engine, settings, proxy.url)
     try:
         await started(first, chain)
         start = (await cursor_of(engine)).number
@@ -306,7 +306,7 @@ async def test_a_watcher_stopped_mid_watch_resumes_from_its_cursor(
     assert (await cursor_of(engine)).number == start + MAX_STEP_BLOCKS
 
     proxy.fail_after = None
-    restarted = await watcher_at(engine, settings, proxy.url)
+    restarted = watcher_at(engine, settings, proxy.url)
     try:
         assert (await restarted.tick()).caught_up
     finally:
@@ -314,9 +314,35 @@ async def test_a_watcher_stopped_mid_watch_resumes_from_its_cursor(
     assert await checks(engine) == sorted([(session_id, early), (session_id, late)])
 
 
+async def test_a_loop_stopped_anywhere_resumes_with_nothing_missed_or_doubled(
+        open_session, engine, settings, watcher, chain, world):
+    await started(watcher, chain)
+    address = Account.create().address
+    session_id = await open_session(address)
+    paid = []
+    for _ in range(3):
+        chain.mine(MAX_STEP_BLOCKS // 2)
+        paid.append(pay_eth(chain, world.payer, address, WEI // 3))
+        chain.mine_at()
+    head = chain.head()
+    for delay in (0.1, 0.3, None):  # stopped twice mid-watch, then left to catch up
+        loop = WatchLoop.build(watcher_at(engine, settings), tick_seconds=0.05)
+        loop.start()
+        try:
+            if delay is not None:
+                await asyncio.sleep(delay)
+            else:
+                while (await cursor_of(engine) or Cursor(-1, "")).number < head:
+                    await asyncio.sleep(0.05)
+        finally:
+            await loop.stop()
+            await loop.watcher.chain.close()
+    assert await checks(engine) == sorted((session_id, tx) for tx in paid)
+
+
 async def test_an_idle_tick_costs_one_call_and_a_block_costs_the_same_for_many_sessions(
         open_session, engine, settings, proxy, chain, world):
-    counted = await watcher_at(engine, settings, proxy.url)
+    counted = watcher_at(engine, settings, proxy.url)
     try:
         await started(counted, chain)
         proxy.calls.clear()
@@ -388,7 +414,7 @@ async def test_a_node_that_goes_down_never_stops_the_loop(open_session, engine, 
     address = Account.create().address
     session_id = await open_session(address)
     proxy.down = True
-    loop = WatchLoop.build(await watcher_at(engine, settings, proxy.url), tick_seconds=0.05)
+    loop = WatchLoop.build(watcher_at(engine, settings, proxy.url), tick_seconds=0.05)
     loop.start()
     try:
         await asyncio.sleep(0.5)
