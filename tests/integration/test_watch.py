@@ -32,7 +32,15 @@ from payhook.effects.chain import Chain
 from payhook.effects.watch import ChainMoved, Watcher, advance, read_cursor
 from payhook.runtime.watching import WatchLoop
 from tests import signing
-from tests.anvil import CHAIN_ID, Anvil, CountingProxy, Node, free_port, new_account, transfer_call
+from tests.anvil import (
+    CHAIN_ID,
+    CountingProxy,
+    Node,
+    free_port,
+    new_account,
+    running,
+    transfer_call,
+)
 from tests.conftest import make_settings, new_merchant
 from tests.e2e.conftest import clean_environment
 from tests.paying import session_row
@@ -56,33 +64,31 @@ class World:
 
 @pytest.fixture(scope="module")
 def world() -> Iterator[World]:
-    try:
-        anvil = Anvil.start()
-    except FileNotFoundError as missing:
-        pytest.exit(str(missing), returncode=3)
-    try:
-        node = anvil.node
-        payer = new_account(node)
-        token = node.deploy_token(payer, "USDT", 10**15)
-        look_alike = node.deploy_token(payer, "USDT", 10**15)
-        yield World(node, payer, Account.create().address.lower(), token.lower(),
-                    look_alike.lower(), node.snapshot())
-    finally:
-        anvil.stop()
+    """One anvil for the module: a funded payer, the configured token and a look-alike (the
+    same contract at another address)."""
+    with running() as anvil:
+        payer = new_account(anvil.node)
+        token, look_alike = (anvil.node.deploy_token(payer, "USDT", 10**15).lower()
+                             for _ in range(2))
+        yield World(anvil.node, payer, Account.create().address.lower(), token, look_alike,
+                    anvil.node.snapshot())
 
 
 @pytest.fixture
 def chain(world: World) -> Iterator[Node]:
-    yield world.node
-    world.node.revert(world.base)
-    world.base = world.node.snapshot()
+    """The node, back at the module's snapshot after the test."""
+    try:
+        yield world.node
+    finally:
+        world.node.revert(world.base)
+        world.base = world.node.snapshot()
 
 
 def web3_settings(database_url: str, world: World, **overrides):
-    return make_settings(
-        database_url, web3_rpc_url=world.node.url, web3_chain_id=CHAIN_ID,
-        web3_receive_address=world.receive_address, web3_confirmations=CONFIRMATIONS,
-        web3_tokens=f"usdt:{world.token}:6", **overrides)
+    return make_settings(database_url, **{
+        "web3_rpc_url": world.node.url, "web3_chain_id": CHAIN_ID,
+        "web3_receive_address": world.receive_address, "web3_confirmations": CONFIRMATIONS,
+        "web3_tokens": f"usdt:{world.token}:6", **overrides})
 
 
 @pytest.fixture

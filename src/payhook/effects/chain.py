@@ -107,7 +107,7 @@ class Chain:
                               recipients: Sequence[str] | None) -> list[TokenTransfer]:
         """The ``Transfer`` logs of ``contracts`` in blocks ``first``…``last``, to
         ``recipients`` (None: to anyone) — one call, however many recipients."""
-        from eth_utils import to_checksum_address
+        from eth_utils.address import to_checksum_address
 
         to = None if recipients is None else [watching.topic(address) for address in recipients]
         query = {"fromBlock": first, "toBlock": last,

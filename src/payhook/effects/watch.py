@@ -49,6 +49,10 @@ MAX_STEPS_PER_TICK = 20  # then the loop comes round again at once: stopping sta
 PARALLEL_BLOCK_READS = 8
 
 
+class Stopped(Exception):
+    """The watcher was asked to stop: it leaves between reads, never inside a transaction."""
+
+
 class ChainMoved(Exception):
     """The chain changed while a step was read: nothing is committed, the next tick reads it
     again."""
@@ -74,6 +78,7 @@ class Watcher:
         self.confirmations = settings.web3_confirmations
         self.max_attempts = settings.outbox_max_attempts
         self.tokens = onchain.token_contracts(settings.web3_tokens)
+        self.stopping = False  # set by whoever runs it: the tick ends at its next read
 
     async def tick(self) -> Tick:
         """Read from the cursor towards the head, a step at a time, each step committed."""
@@ -85,7 +90,7 @@ class Watcher:
         found = 0
         for _ in range(MAX_STEPS_PER_TICK):
             span = watching.step(cursor, head)
-            if span is None:
+            if span is None or self.stopping:
                 break
             cursor, in_step = await self._step(cursor, head, *span)
             found += in_step
@@ -136,6 +141,8 @@ class Watcher:
         numbers = list(range(first, last + 1))
         blocks: list[Block] = []
         for start in range(0, len(numbers), PARALLEL_BLOCK_READS):
+            if self.stopping:
+                raise Stopped
             # Every read of a batch ends before a failure is raised: none outlives the step.
             read = await asyncio.gather(*(
                 self._read(number, transfers=True)
@@ -223,9 +230,10 @@ async def _unpaid(conn: AsyncConnection, chain_id: int, found: Sequence[Find]) -
     reorg finds them again)."""
     if not found:
         return []
-    paid = set((await conn.execute(
+    rows = await conn.execute(
         select(onchain_payments.c.session_id, onchain_payments.c.tx_hash).where(
             onchain_payments.c.chain_id == chain_id,
             tuple_(onchain_payments.c.session_id, onchain_payments.c.tx_hash).in_(
-                [(find.session_id, find.tx_hash) for find in found])))).tuples())
+                [(find.session_id, find.tx_hash) for find in found])))
+    paid = {(row.session_id, row.tx_hash) for row in rows}
     return [find for find in found if (find.session_id, find.tx_hash) not in paid]

@@ -39,8 +39,7 @@ async def report(engine: AsyncEngine, chain: Chain, settings: Settings) -> dict[
             "updated_at": clock.iso(clock.as_utc(cursor.updated_at))},
         "behind": None, "watched_addresses": watched}
     try:
-        served, head = await asyncio.wait_for(
-            asyncio.gather(chain.served_chain_id(), chain.head()), NODE_TIMEOUT_SECONDS)
+        served, head = await asyncio.wait_for(_ask(chain), NODE_TIMEOUT_SECONDS)
     except Exception as error:  # noqa: BLE001 - any transport error: the node is unreachable
         document.update(status=UNREACHABLE, error=describe(error))
         return document
@@ -49,3 +48,9 @@ async def report(engine: AsyncEngine, chain: Chain, settings: Settings) -> dict[
     if cursor is not None:
         document["behind"] = max(0, head - cursor.block_number)
     return document
+
+
+async def _ask(chain: Chain) -> tuple[int, int]:
+    # One after the other: web3.py's first requests, made side by side, each open an HTTP
+    # session of their own, and all but one are left unclosed.
+    return await chain.served_chain_id(), await chain.head()

@@ -18,7 +18,7 @@ import time
 
 from payhook.db.locks import ProcessLock
 from payhook.effects.chain import WrongChain
-from payhook.effects.watch import ChainMoved, Watcher
+from payhook.effects.watch import ChainMoved, Stopped, Watcher
 from payhook.redaction import describe
 
 log = logging.getLogger("payhook.watch")
@@ -46,13 +46,13 @@ class WatchLoop:
         self._task = asyncio.create_task(self._run(), name="payhook-chain-watch")
 
     async def stop(self) -> None:
-        """Stop at once, mid-step if need be: a step commits all it found with its cursor, or
-        nothing, so the next watcher reads an interrupted step again."""
+        """Stop at the tick's next read (a step left half read is read again by the next
+        watcher: a step commits what it found with its cursor, or nothing). Never cancelled
+        mid-transaction: on SQLite that could leave the write lock held."""
         self._stop.set()
+        self.watcher.stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
         await self.lock.release()
 
     async def _run(self) -> None:
@@ -66,6 +66,8 @@ class WatchLoop:
             try:
                 wait = await self.run_once()
                 backoff = self.tick_seconds
+            except Stopped:
+                return
             except ChainMoved as moved:  # a reorg or another watcher: read again soon
                 log.info("watch step not committed: %s", moved)
                 wait = self.tick_seconds
