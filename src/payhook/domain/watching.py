@@ -58,10 +58,6 @@ class Watched:
     native: Mapping[str, str]
     tokens: Mapping[str, Mapping[str, str]]
 
-    @property
-    def count(self) -> int:
-        return len(self.native) + sum(len(addresses) for addresses in self.tokens.values())
-
     def token_recipients(self) -> list[str] | None:
         """The recipients to filter ``Transfer`` logs on, or None for all of them."""
         recipients = sorted({address for by in self.tokens.values() for address in by})
