@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 URL    := http://$(HOST):$(PORT)
 
-.PHONY: run test lint bench-ingest bench-worker clean
+.PHONY: run test lint bench-ingest bench-worker bench-watch clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,12 @@ bench-ingest: $(VENV)/.test
 # redis-server; fresh database, dropped at the end. Options: BENCH_ARGS='--sessions 2000 --json'.
 bench-worker: $(VENV)/.test
 	$(BIN)/python -m bench.worker $(BENCH_ARGS)
+
+# The chain watch's cost to the node: RPC calls per new block and per idle tick with 1, 1,000
+# and 10,000 open sessions of each asset (anvil, a fresh PostgreSQL database, dropped at the
+# end). It must not grow with the sessions. Options: BENCH_ARGS='--sizes 1,100 --json'.
+bench-watch: $(VENV)/.test node_modules/.installed
+	$(BIN)/python -m bench.watch $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules *.egg-info src/*.egg-info test-artifacts

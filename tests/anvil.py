@@ -12,12 +12,15 @@ import socket
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import eth_abi
 import httpx
+import pytest
 from aiohttp import web
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -154,6 +157,19 @@ class Anvil:
             self.process.wait()
         if self.process.stderr is not None:
             self.process.stderr.close()
+
+
+@contextmanager
+def running() -> Iterator[Anvil]:
+    """An anvil for a test module; without the binary the run ends saying how to install it."""
+    try:
+        anvil = Anvil.start()
+    except FileNotFoundError as missing:
+        pytest.exit(str(missing), returncode=3)
+    try:
+        yield anvil
+    finally:
+        anvil.stop()
 
 
 @dataclass

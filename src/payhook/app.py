@@ -5,6 +5,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -16,6 +17,8 @@ from payhook.api.middleware import Observe
 from payhook.api.state import AppState
 from payhook.config import Settings, load_settings
 from payhook.crypto import Sealer
+from payhook.effects import watch_status
+from payhook.effects.chain import Chain
 from payhook.ingest import open_storage
 from payhook.observability import Metrics
 from payhook.outbox.nudge import ArqNudger
@@ -54,11 +57,14 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = True
         else:
             nudge = _no_nudge
         secret = settings.require_secret()
+        chain = Chain.connect(settings.web3_rpc_url) if settings.web3_rpc_url else None
         app.state.payhook = AppState(
             settings=settings, engine=engine, hasher=KeyHasher(secret), sealer=Sealer(secret),
             links=AccessLinks.from_settings(settings), metrics=metrics,
             providers=providers.configured(settings),
             ingest=writer, nudge=nudge,
+            web3_status=None if chain is None else partial(watch_status.report, engine, chain,
+                                                            settings),
         )
         log.info("payhook started", extra={"embedded": settings.is_embedded})
         # What start-up built lives as long as the process: out of the collector's sight, so
@@ -70,6 +76,8 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = True
         finally:
             if pump is not None:
                 await close_pump(pump)
+            if chain is not None:
+                await chain.close()
             if nudger is not None:
                 await nudger.close()
             await writer.close()

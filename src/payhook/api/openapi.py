@@ -129,6 +129,19 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     "Merchant": _object({"id": _STRING, "object": {"const": "merchant"}, "name": _STRING,
                          "created_at": _TIME, "api_key": _ref("ApiKey")}),
     "Health": _object({"status": {"const": "ok"}}),
+    "Readiness": _object({
+        "status": {"enum": ["ok", "degraded"],
+                   "description": "degraded: the database answers, the Web3 node does not "
+                                  "(or serves another chain)"},
+        "database": {"const": "ok"},
+    }, optional={"web3": _object({
+        "status": {"enum": ["ok", "unreachable", "wrong_chain"]},
+        "chain_id": _INTEGER, "served_chain_id": {"type": ["integer", "null"]},
+        "head": {"type": ["integer", "null"]}, "confirmations": _INTEGER,
+        "cursor": {"oneOf": [{"type": "null"}, _object({
+            "block_number": _INTEGER, "block_hash": _STRING, "updated_at": _TIME})]},
+        "behind": {"type": ["integer", "null"]}, "watched_addresses": _INTEGER,
+    }, optional={"error": _STRING})}),
     "WebhookEndpoint": _object({
         "id": _STRING, "object": {"const": "webhook_endpoint"}, "url": _STRING,
         "mode": {"enum": ["test", "live"]},
@@ -355,7 +368,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                     "the body, never in the URL; HTML when the client prefers text/html",
                     "public", None, "AccessReveal", 200, _ref("ApiKey")),
     ("get", "/healthz"): ("The process is up", "public", None, None, 200, _ref("Health")),
-    ("get", "/readyz"): ("The database answers", "public", None, None, 200, _ref("Health")),
+    ("get", "/readyz"): ("The database answers (and, with a Web3 node, how the chain watch "
+                         "stands)", "public", None, None, 200, _ref("Readiness")),
     ("get", "/metrics"): ("Prometheus metrics (text format)", "public", None, None, 200, None),
     ("get", "/openapi.json"): ("This document", "public", None, None, 200, {"type": "object"}),
     ("post", "/admin/merchants"): ("Create a merchant and its first test key", "admin", "admin",

@@ -1,6 +1,8 @@
 """Endpoints without credentials: session status, the customer's access page (api/access.py),
 health, readiness, metrics."""
 
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from starlette.requests import Request
@@ -37,10 +39,18 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    """Ready when the database answers; a storage outage is the usual 503 error shape."""
-    async with reading(state(request).engine) as conn:
+    """Ready when the database answers; a storage outage is the usual 503 error shape. With a
+    Web3 node, how the chain watch stands: a node down or on the wrong chain is reported
+    (``degraded``), and the process stays ready: webhooks are still recorded."""
+    app_state = state(request)
+    async with reading(app_state.engine) as conn:
         await conn.execute(text("SELECT 1"))
-    return JSONResponse({"status": "ok", "database": "ok"})
+    body: dict[str, Any] = {"status": "ok", "database": "ok"}
+    if app_state.web3_status is not None:
+        body["web3"] = await app_state.web3_status()
+        if body["web3"]["status"] != "ok":
+            body["status"] = "degraded"
+    return JSONResponse(body)
 
 
 async def metrics(request: Request) -> Response:

@@ -1,7 +1,8 @@
 """What the app builds at start-up and every endpoint reads: typed, in ``app.state``."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
@@ -26,6 +27,9 @@ class AppState:
     providers: Mapping[str, Provider]
     ingest: Writer
     nudge: Callable[[], None]  # after a commit that wrote outbox rows
+    # With a Web3 node: the chain watch's report for /readyz (built by the app: the API runs
+    # no effect itself).
+    web3_status: Callable[[], Awaitable[dict[str, Any]]] | None = None
 
 
 def state(request: Request) -> AppState:

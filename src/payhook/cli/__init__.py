@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from payhook.cli import deliveries, events, keys, outbox, trigger
+from payhook.cli import deliveries, events, keys, outbox, trigger, web3
 from payhook.config import ConfigError, Settings, load_settings
 from payhook.errors import PayhookError
 
@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run the outbox worker (needs REDIS_URL)")
     worker.set_defaults(run=_worker)
 
-    for module in (deliveries, events, keys, outbox, trigger):
+    for module in (deliveries, events, keys, outbox, trigger, web3):
         module.add_commands(commands)
     return parser
 

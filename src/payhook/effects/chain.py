@@ -1,19 +1,24 @@
-"""The Ethereum node, read through web3.py's async API (``PAYHOOK_WEB3_RPC_URL``).
+"""The Ethereum node, read through web3.py's async API (``PAYHOOK_WEB3_RPC_URL``): a
+transaction for the on-chain check (:meth:`Chain.sight`), and blocks and token logs for the
+chain watch (:meth:`Chain.head`, :meth:`Chain.block`, :meth:`Chain.token_transfers`).
 
 web3 takes over a second to import, so it is imported only when a node is configured: the web
 process, the CLI and a worker without ``PAYHOOK_WEB3_RPC_URL`` never pay for it.
 """
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from payhook.domain.onchain import Log, MinedTransaction
+from payhook.domain import watching
+from payhook.domain.onchain import TRANSFER_TOPIC, Log, MinedTransaction
+from payhook.domain.watching import Block, NativeTransfer, TokenTransfer
 
 if TYPE_CHECKING:
     from eth_typing import BlockNumber, HexStr
     from web3 import AsyncHTTPProvider, AsyncWeb3
-    from web3.types import BlockData, TxData, TxReceipt
+    from web3.types import BlockData, FilterParams, LogReceipt, TxData, TxReceipt
 
 log = logging.getLogger("payhook.onchain")
 
@@ -53,8 +58,11 @@ class Chain:
     async def close(self) -> None:
         await self.web3.provider.disconnect()
 
+    async def served_chain_id(self) -> int:
+        return int(await self.web3.eth.chain_id)
+
     async def require_chain_id(self, configured: int) -> None:
-        served = await self.web3.eth.chain_id
+        served = await self.served_chain_id()
         if served != configured:
             log.error("the web3 node serves chain %s, not PAYHOOK_WEB3_CHAIN_ID %s: "
                       "no on-chain check runs", served, configured)
@@ -81,6 +89,33 @@ class Chain:
             return Sighting(0)
         return Sighting(confirmations, _mined(tx_hash, transaction, receipt, block))
 
+    async def head(self) -> int:
+        return int(await self.web3.eth.block_number)
+
+    async def block(self, number: int, *, transfers: bool = False) -> Block | None:
+        """The block at ``number`` (None past the head); with ``transfers``, its transactions
+        to an address (the block with its transactions: one call all the same)."""
+        data = await self._block(number, full=transfers)
+        if data is None:
+            return None
+        sent = (tuple(_native(tx) for tx in data["transactions"]
+                      if isinstance(tx, Mapping) and tx.get("to")) if transfers else ())
+        return Block(number=int(data["number"]), hash=_hex(data["hash"]),
+                     parent_hash=_hex(data["parentHash"]), transfers=sent)
+
+    async def token_transfers(self, first: int, last: int, contracts: Sequence[str],
+                              recipients: Sequence[str] | None) -> list[TokenTransfer]:
+        """The ``Transfer`` logs of ``contracts`` in blocks ``first``…``last``, to
+        ``recipients`` (None: to anyone) — one call, however many recipients."""
+        from eth_utils.address import to_checksum_address
+
+        to = None if recipients is None else [watching.topic(address) for address in recipients]
+        query = {"fromBlock": first, "toBlock": last,
+                 "address": [to_checksum_address(contract) for contract in contracts],
+                 "topics": ["0x" + TRANSFER_TOPIC.hex(), None, to]}
+        logs = await self.web3.eth.get_logs(cast("FilterParams", query))
+        return [_token_transfer(entry) for entry in logs if _is_transfer(entry)]
+
     async def _receipt(self, tx_hash: str) -> "TxReceipt | None":
         from web3.exceptions import TransactionNotFound
 
@@ -97,11 +132,11 @@ class Chain:
         except TransactionNotFound:
             return None
 
-    async def _block(self, number: int) -> "BlockData | None":
+    async def _block(self, number: int, full: bool = False) -> "BlockData | None":
         from web3.exceptions import BlockNotFound
 
         try:
-            return await self.web3.eth.get_block(cast("BlockNumber", number))
+            return await self.web3.eth.get_block(cast("BlockNumber", number), full)
         except BlockNotFound:
             return None
 
@@ -117,6 +152,26 @@ def _mined(tx_hash: str, transaction: "TxData", receipt: "TxReceipt",
                        topics=tuple(bytes(topic) for topic in entry["topics"]),
                        data=bytes(entry["data"]))
                    for entry in receipt["logs"]))
+
+
+def _native(tx: "TxData") -> NativeTransfer:
+    return NativeTransfer(tx_hash=_hex(tx["hash"]), to=str(tx["to"]).lower(),
+                          value=int(tx["value"]))
+
+
+def _is_transfer(entry: "LogReceipt") -> bool:
+    """An ERC-20 ``Transfer`` (ERC-721 shares topic0 but has four topics and no data) that a
+    reorg has not removed."""
+    topics = entry["topics"]
+    return (not entry.get("removed") and len(topics) == 3
+            and bytes(topics[0]) == TRANSFER_TOPIC and len(bytes(entry["data"])) == 32)
+
+
+def _token_transfer(entry: "LogReceipt") -> TokenTransfer:
+    return TokenTransfer(tx_hash=_hex(entry["transactionHash"]),
+                         contract=str(entry["address"]).lower(),
+                         to="0x" + bytes(entry["topics"][2])[-20:].hex(),
+                         value=int.from_bytes(bytes(entry["data"]), "big"))
 
 
 def _hex(value: bytes) -> str:

@@ -11,9 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from payhook.config import Settings
 from payhook.effects import HANDLERS, ORDER
 from payhook.effects.context import EffectContext
+from payhook.effects.watch import Watcher
 from payhook.outbox.drain import Drainer
 from payhook.outbox.retry import RetryPolicy
-from payhook.runtime.pump import Pump
+from payhook.runtime.pump import Companion, Pump
+from payhook.runtime.watching import WatchLoop
 
 
 def build_drainer(settings: Settings, engine: AsyncEngine) -> Drainer[EffectContext]:
@@ -26,13 +28,21 @@ def build_drainer(settings: Settings, engine: AsyncEngine) -> Drainer[EffectCont
 
 async def start_pump(settings: Settings, engine: AsyncEngine,
                      poll_seconds: float = 1.0) -> Pump[EffectContext]:
-    """The drain's pump, started; a configured Ethereum node is checked first (logged only: a
-    wrong or unreachable node never stops the rest of the work)."""
-    pump = Pump(build_drainer(settings, engine), settings.outbox_max_attempts,
-                poll_seconds=poll_seconds, keep=settings.retention)
+    """The drain's pump, started, with the chain watcher beside it when an Ethereum node is
+    configured; the node is checked first (logged only: a wrong or unreachable node never
+    stops the rest of the work)."""
+    drainer = build_drainer(settings, engine)
+    pump = Pump(drainer, settings.outbox_max_attempts, poll_seconds=poll_seconds,
+                keep=settings.retention, beside=watchers(drainer.context))
     await check_web3_node(pump.drainer.context)
     pump.start()
     return pump
+
+
+def watchers(context: EffectContext) -> list[Companion]:
+    if context.chain is None:
+        return []
+    return [WatchLoop.build(Watcher(context.engine, context.chain, context.settings))]
 
 
 async def check_web3_node(context: EffectContext) -> None:

@@ -5,15 +5,17 @@ buries rows whose worker died on their last attempt, destroys rotated-out endpoi
 their overlap, prunes what is past the retention: :mod:`payhook.services.retention`) every few
 seconds. The embedded default runs one inside the web process, nudged in-process after each
 commit; the arq worker runs one beside arq, so work continues even while Redis is down — Redis
-only makes it prompter.
+only makes it prompter. Loops of their own that live as long as the pump (the chain watcher)
+start and stop with it.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Generic
+from typing import Generic, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -44,10 +46,20 @@ async def sweep(engine: AsyncEngine, max_attempts: int,
     return expired
 
 
+class Companion(Protocol):
+    """A loop of its own that runs as long as the pump (the chain watcher)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Pump(Generic[C]):
     def __init__(self, drainer: Drainer[C], max_attempts: int, poll_seconds: float = 1.0,
-                 sweep_seconds: float = 5.0, keep: timedelta = RETENTION):
+                 sweep_seconds: float = 5.0, keep: timedelta = RETENTION,
+                 beside: Sequence[Companion] = ()):
         self.drainer = drainer
+        self.beside = beside
         self.max_attempts = max_attempts
         self.keep = keep
         self.poll_seconds = poll_seconds
@@ -62,6 +74,8 @@ class Pump(Generic[C]):
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="payhook-outbox-pump")
+        for companion in self.beside:
+            companion.start()
 
     async def stop(self) -> None:
         """Finish the batch in hand, then stop (rows not yet claimed stay pending)."""
@@ -71,6 +85,8 @@ class Pump(Generic[C]):
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        for companion in self.beside:
+            await companion.stop()
 
     async def _run(self) -> None:
         last_sweep = 0.0
