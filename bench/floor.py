@@ -1,13 +1,16 @@
 """The floor under ``make bench-worker``'s throughput: a paid session's two network calls alone.
 
-One httpx POST (at most 8 in flight, the worker's limit per merchant origin) and one aiosmtplib
-message (over 4 kept-open connections, as the worker's mailer), run in a process of their own
-against the endpoint and inbox ``bench.worker`` runs, on uvloop as the worker is. The CPU they
-cost per session is what no change to payhook's own code can go below with this stack:
+One POST through the worker's client, aiohttp under httpx's API (at most 8 in flight, the
+worker's limit per merchant origin; the same POST through httpx's own transport is measured
+beside it), and one aiosmtplib message (over 4 kept-open connections, as the worker's mailer),
+run in a process of their own against the endpoint and inbox ``bench.worker`` runs, on uvloop
+as the worker is. The CPU they cost per session is what no change to payhook's own code can go
+below with this stack:
 
     .venv/bin/python -m bench.floor --http http://127.0.0.1:PORT/hook --smtp 127.0.0.1:PORT
 
-It prints one JSON object: microseconds of this process's CPU per POST and per message.
+It prints one JSON object: microseconds of this process's CPU per POST (``post_us``, the worker's
+client; ``httpx_post_us``, plain httpx) and per message.
 """
 
 import argparse
@@ -21,6 +24,8 @@ import aiosmtplib
 import httpx
 import uvloop
 
+from payhook.effects.transport import merchant_client
+
 POSTS_IN_FLIGHT = 8
 SMTP_CONNECTIONS = 4
 BODY = json.dumps({"type": "bench.floor", "data": {"pad": "x" * 1500}}).encode()
@@ -28,9 +33,18 @@ MESSAGE = (b"From: shop@payhook.test\r\nTo: floor@payhook.test\r\nSubject: floor
            b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + b"x" * 600 + b"\r\n")
 
 
-async def posts(url: str, count: int) -> None:
+def httpx_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=10, follow_redirects=False, trust_env=False)
+
+
+def aiohttp_client() -> httpx.AsyncClient:
+    """What the worker POSTs through (private URLs allowed, as the bench's worker runs)."""
+    return merchant_client(allow_private=True)
+
+
+async def posts(url: str, count: int, client: Callable[[], httpx.AsyncClient]) -> None:
     gate = asyncio.Semaphore(POSTS_IN_FLIGHT)
-    async with httpx.AsyncClient(timeout=10, follow_redirects=False, trust_env=False) as http:
+    async with client() as http:
         async def one() -> None:
             async with gate, http.stream("POST", url, content=BODY, headers={
                     "content-type": "application/json"}) as answer:
@@ -70,9 +84,11 @@ async def cpu_per_call(run: Callable[[int], Awaitable[None]], count: int) -> flo
 
 async def main(args: argparse.Namespace) -> dict[str, float]:
     host, _, port = args.smtp.rpartition(":")
-    post_us = await cpu_per_call(lambda n: posts(args.http, n), args.count)
+    httpx_us = await cpu_per_call(lambda n: posts(args.http, n, httpx_client), args.count)
+    post_us = await cpu_per_call(lambda n: posts(args.http, n, aiohttp_client), args.count)
     mail_us = await cpu_per_call(lambda n: messages(host, int(port), n), args.count)
-    return {"post_us": round(post_us), "mail_us": round(mail_us)}
+    return {"post_us": round(post_us), "httpx_post_us": round(httpx_us),
+            "mail_us": round(mail_us)}
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ delivery at the endpoint, and all its outbox rows are ``done``.
    ``--duration`` seconds; for each session, the time from writing its webhook to the endpoint
    receiving its delivery. Targets: p50 <= 50 ms, p99 <= 250 ms. The outbox rows' ``done``
    times break that down by step.
-3. Client floor. ``bench/floor.py``, in a process of its own, makes httpx POSTs to the same
-   endpoint and sends aiosmtplib messages to the same inbox, as the worker does for each
+3. Client floor. ``bench/floor.py``, in a process of its own, makes POSTs (the worker's client
+   and plain httpx) to the same endpoint and sends aiosmtplib messages to the same inbox, as
+   the worker does for each
    session: their CPU alone bounds what any worker on this stack could do per core.
 
     .venv/bin/python -m bench.worker [--sessions 2000] [--rate 30] [--duration 20]
@@ -417,7 +418,8 @@ def render(meta: dict[str, Any], results: dict[str, Any]) -> str:
         f"({drain['outbox_seq_rows_per_session']:.0f} rows read) per session",
         f"  ratio worker/ingest   : {results['ratio']:.2f} (target >= {TARGET_RATIO}) -> "
         f"{'met' if results['ratio'] >= TARGET_RATIO else 'MISSED'}",
-        f"  client floor          : one httpx POST {floor['post_us']} us + one aiosmtplib "
+        f"  client floor          : one POST {floor['post_us']} us (aiohttp transport; "
+        f"httpx's own {floor['httpx_post_us']} us) + one aiosmtplib "
         f"message {floor['mail_us']} us of CPU (bench/floor.py, a process of their own) = "
         f"{floor['per_session_ms']:.2f} ms per session before any other work: one core could "
         f"do at most {floor['one_core_sessions_per_s']} sessions/s, a ratio of at most "
@@ -598,7 +600,7 @@ async def client_floor(endpoint: Endpoint, inbox: Any, ingest_rps: float) -> dic
     are not sessions'): the CPU of a session's POST and message alone, and the most one core
     could then do — the ceiling of any worker on this stack, beside the ingest rate."""
     smtp = urlsplit(inbox.url)
-    log("client floor: httpx POSTs and aiosmtplib messages alone (bench/floor.py)")
+    log("client floor: POSTs and aiosmtplib messages alone (bench/floor.py)")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.floor", "--http", endpoint.url,
         "--smtp", f"{smtp.hostname}:{smtp.port}", stdout=subprocess.PIPE)

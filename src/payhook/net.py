@@ -2,8 +2,9 @@
 
 A URL is checked when its endpoint is created and again at every delivery, against every
 address its host resolves to (a name can be re-pointed at an internal address later). The
-delivery then connects to one of the addresses it checked, so a name that answers differently
-the second time (DNS rebinding) cannot slip an internal address past the check.
+delivery's connector resolves through this check (:mod:`payhook.effects.transport`), so it
+connects to the very addresses checked and a name that answers differently the second time (DNS
+rebinding) cannot slip an internal address past the check.
 ``PAYHOOK_ALLOW_PRIVATE_URLS=true`` turns the check off (local development, tests).
 """
 
@@ -78,10 +79,16 @@ async def public_addresses(url: str) -> list[IPAddress]:
     """The addresses the URL's host resolves to, all of them public, or
     :class:`ForbiddenAddress` naming the first that is not (:class:`Unresolvable` if none)."""
     parts = urlsplit(url)
-    host = (parts.hostname or "").rstrip(".").lower()
+    return await public_host_addresses(parts.hostname or "", parts.port)
+
+
+async def public_host_addresses(name: str, port: int | None = None) -> list[IPAddress]:
+    """:func:`public_addresses` for a host name (or literal) and port, as a connector's
+    resolver is asked for them."""
+    host = name.rstrip(".").lower()
     if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: always loopback
         raise ForbiddenAddress(f"{host} is a loopback name")
-    addresses = await resolve(host, parts.port)
+    addresses = await resolve(host, port)
     for address in addresses:
         if is_forbidden(address):
             named = "" if literal(host) is not None else f"{host} resolves to "

@@ -1,11 +1,11 @@
-"""Which addresses a webhook URL may reach, and how a delivery is pinned to a checked one."""
+"""Which addresses a webhook URL may reach (how a delivery connects only to a checked one, with
+the URL's Host and TLS server name, is proven end to end in tests/integration/test_transport.py)."""
 
 import ipaddress
 
 import pytest
 
 from payhook import net
-from payhook.effects.deliveries import pinned
 
 FORBIDDEN = ["127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "192.168.1.1",
              "169.254.169.254", "100.64.0.1", "100.127.255.254", "0.0.0.0", "224.0.0.1",
@@ -49,14 +49,3 @@ async def test_public_literals_pass_and_unknown_names_do_not_resolve():
         ipaddress.ip_address("93.184.215.14")]
     with pytest.raises(net.Unresolvable):
         await net.public_addresses("https://no-such-host.invalid/hook")
-
-
-def test_a_pinned_request_keeps_the_host_name_for_the_header_and_tls():
-    route = pinned("https://merchant.example:8443/hook?x=1", ipaddress.ip_address("1.2.3.4"))
-    assert str(route.url) == "https://1.2.3.4:8443/hook?x=1"
-    assert route.headers == {"host": "merchant.example:8443", "connection": "close"}
-    assert route.extensions == {"sni_hostname": "merchant.example"}
-    v6 = pinned("http://merchant.example/hook", ipaddress.ip_address("2606:4700::1111"))
-    assert str(v6.url) == "http://[2606:4700::1111]/hook" and v6.extensions == {}
-    literal = pinned("https://93.184.215.14/hook", ipaddress.ip_address("93.184.215.14"))
-    assert str(literal.url) == "https://93.184.215.14/hook" and literal.headers == {}

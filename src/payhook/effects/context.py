@@ -13,6 +13,7 @@ from payhook.config import ConfigError, Settings
 from payhook.crypto import Sealer
 from payhook.effects.chain import Chain
 from payhook.effects.mailer import Mailer
+from payhook.effects.transport import merchant_client
 from payhook.services.access import AccessLinks
 from payhook.services.api_keys import KeyHasher
 
@@ -21,8 +22,8 @@ DEADLINE_SECONDS = 20.0
 
 class OriginGates:
     """At most ``limit`` requests in flight to one origin (scheme, host, port): a merchant's
-    server is not hit by a whole batch at once, and httpx's pool, whose cost grows with the
-    square of the requests in it, stays small. Different origins never wait for each other."""
+    server is not hit by a whole batch at once, and the connection pool stays small.
+    Different origins never wait for each other."""
 
     def __init__(self, limit: int = 8):
         self.limit = limit
@@ -67,11 +68,8 @@ class EffectContext:
     @classmethod
     def build(cls, settings: Settings, engine: AsyncEngine) -> "EffectContext":
         secret = settings.require_secret()
-        # Merchant endpoints: short timeouts, and redirects are never followed (3xx = failure).
-        http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0),
-                                 follow_redirects=False, trust_env=False,
-                                 limits=httpx.Limits(max_connections=100,
-                                                     max_keepalive_connections=50))
+        # Merchant endpoints: short timeouts, no redirects (3xx = failure), public addresses.
+        http = merchant_client(settings.allow_private_urls)
         return cls(settings=settings, engine=engine, http=http, sealer=Sealer(secret),
                    hasher=KeyHasher(secret), links=AccessLinks.from_settings(settings),
                    mailer=_mailer(settings),

@@ -9,9 +9,9 @@ open) — fails the attempt alone: its record is committed with the row's retry 
 dead after the last attempt), and an endpoint that has failed every try for
 ``PAYHOOK_ENDPOINT_DISABLE_AFTER_HOURS`` is disabled. Which try leads where is decided by
 :mod:`payhook.effects.delivery_plan`; this module reads, POSTs and writes. Unless private URLs
-are allowed, the host is resolved and checked at every try, and the request goes to one of the
-checked addresses (with the original Host header and TLS server name), so DNS cannot swap in an
-internal address after the check.
+are allowed, the host is resolved and checked for every new connection by the client's own
+resolver, which connects to the checked addresses only (Host header and TLS server name are the
+URL's host), so DNS cannot swap in an internal address after the check.
 """
 
 import asyncio
@@ -19,12 +19,11 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import partial
-from typing import Any
 
+import aiohttp
 import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -48,15 +47,6 @@ log = logging.getLogger("payhook.deliveries")
 __all__ = ["DELIVER", "send", "signed_headers"]
 SNIPPET_BYTES = 1024  # of an answer, kept on the attempt
 READ_LIMIT_BYTES = 4096  # of an answer: enough for the snippet, never the whole of a huge body
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where one request goes: the URL (its host possibly replaced by a checked address)."""
-
-    url: httpx.URL
-    headers: dict[str, str]
-    extensions: dict[str, Any]
 
 
 async def send(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
@@ -106,9 +96,8 @@ async def _try(context: EffectContext, target: Target) -> Attempt:
                                           for sealed in target.secrets(now)],
                                          target.event_id, raw, now)
                 started = time.monotonic()
-                routes = await _routes(target.url, context.settings.allow_private_urls)
-                status_code, snippet, retry_after = await _post(context.http, routes, raw,
-                                                                headers)
+                status_code, snippet, retry_after = await post(context.http, target.url, raw,
+                                                               headers)
     except (net.ForbiddenAddress, net.Unresolvable) as error:
         return Attempt(None, elapsed(), error=f"refused: {redact(str(error))}")
     except Exception as error:  # noqa: BLE001 - one endpoint's fault fails its own try alone
@@ -134,42 +123,14 @@ def signed_headers(secrets: Sequence[str], event_id: str, raw: bytes,
     }
 
 
-async def _routes(url: str, allow_private: bool) -> list[Route]:
-    if allow_private:
-        return [Route(httpx.URL(url), {}, {})]
-    return [pinned(url, address) for address in await net.public_addresses(url)]
-
-
-def pinned(url: str, address: net.IPAddress) -> Route:
-    """The request to ``url`` sent to ``address``: Host header and TLS server name (certificate
-    check included) stay the URL's host. ``Connection: close`` keeps a pooled connection made
-    for one host name from serving another that shares its address."""
-    parsed = httpx.URL(url)
-    if net.literal(parsed.host) is not None:
-        return Route(parsed, {}, {})
-    extensions = {"sni_hostname": parsed.raw_host.decode()} if parsed.scheme == "https" else {}
-    return Route(parsed.copy_with(host=str(address)),
-                 {"host": parsed.netloc.decode(), "connection": "close"}, extensions)
-
-
 Answer = tuple[int, str, float | None]  # status, a snippet of the body, Retry-After seconds
 
 
-async def _post(http: httpx.AsyncClient, routes: list[Route], raw: bytes,
-                headers: dict[str, str]) -> Answer:
-    """POST to the first address that accepts a connection."""
-    for route in routes[:-1]:
-        try:
-            return await _post_once(http, route, raw, headers)
-        except httpx.ConnectError:
-            continue
-    return await _post_once(http, routes[-1], raw, headers)
-
-
-async def _post_once(http: httpx.AsyncClient, route: Route, raw: bytes,
-                     headers: dict[str, str]) -> Answer:
-    async with http.stream("POST", route.url, content=raw, headers={**headers, **route.headers},
-                           extensions=route.extensions) as response:
+async def post(http: httpx.AsyncClient, url: str, raw: bytes,
+               headers: dict[str, str]) -> Answer:
+    """POST ``raw`` to ``url``; of the answer only the first READ_LIMIT_BYTES are read. Which
+    addresses the client may connect to is its own business (:mod:`payhook.effects.transport`)."""
+    async with http.stream("POST", url, content=raw, headers=headers) as response:
         read = b""
         async for chunk in response.aiter_bytes():
             read += chunk
@@ -215,6 +176,10 @@ def _status_error(status_code: int) -> str | None:
 def _describe(error: BaseException) -> str:
     """The error as stored on the attempt (the merchant and operators read it): what went
     wrong, never a URL's credentials."""
+    if isinstance(error, httpx.TransportError) and isinstance(error.__cause__,
+                                                              aiohttp.ClientError):
+        # httpx-aiohttp names any lost connection a ConnectTimeout: say what aiohttp saw.
+        error = error.__cause__
     if isinstance(error, TimeoutError | httpx.TimeoutException):
         return f"timed out ({type(error).__name__})"
     return describe(error)  # a merchant's URL may carry its own credentials
