@@ -395,6 +395,27 @@ async def test_a_transfer_after_the_session_expired_is_a_late_payment(
     assert [payment.session_id for payment in await payments(app)] == [session_id]
 
 
+async def test_a_late_transfer_short_of_its_confirmations_waits_for_them(
+        client, app, settings, merchant, chain, world):
+    """The watcher finds a payment at its first block; after the session ended it is still
+    waited for, and noted as a late payment once confirmed (not as unconfirmed)."""
+    session_id, address = await open_session(client, merchant)
+    tx_hash = chain.send(world.payer, address, WEI)
+    chain.mine_at()  # one confirmation of the required CONFIRMATIONS
+    await notify(client, session_id, tx_hash)
+    await expire(app, session_id)
+    await drain(app, settings)
+    [entry] = await checks(app)
+    assert entry.status == "pending" and "confirmations" in entry.last_error
+    assert await notes(app, session_id) == []
+
+    confirm(chain, blocks=CONFIRMATIONS)
+    await recheck(app, settings)
+    [(kind, details)] = await notes(app, session_id)
+    assert (kind, details["transaction"]) == ("late_payment", tx_hash)
+    assert (await session_row(app, session_id)).paid_at is None
+
+
 async def test_an_overpayment_pays_and_is_noted(client, app, settings, merchant, chain, world):
     session_id, address = await open_session(client, merchant)
     tx_hash = chain.send(world.payer, address, WEI + 7)

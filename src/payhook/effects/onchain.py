@@ -164,18 +164,20 @@ async def _owner(conn: AsyncConnection, check: Check) -> str | None:
 
 def _not_yet(check: Check, session: Session, sighting: Sighting, required: int) -> Writes:
     """Check again while the session may still be paid (a transaction not found: for an hour,
-    less and less often); after that, an anomaly."""
+    less and less often); after that, an anomaly. A mined transaction short of its
+    confirmations is waited for even once the session has ended (for the hour): the watcher
+    finds a late payment at its first block, and it is a late payment only once confirmed."""
     now = clock.now()
     looked_for = now - check.started
-    if session.awaits_payment(now):
-        if sighting.confirmations > 0:
-            raise NotReady(f"{sighting.confirmations} of {required} confirmations",
-                           RECHECK_SECONDS, shown=True)
-        if looked_for < NOT_FOUND_GIVE_UP:
-            raise NotReady(f"transaction not found on chain; looked for since "
-                           f"{clock.iso(check.started)}, given up at "
-                           f"{clock.iso(check.started + NOT_FOUND_GIVE_UP)}",
-                           not_found_wait(looked_for).total_seconds(), shown=True)
+    if sighting.confirmations > 0 and (session.awaits_payment(now)
+                                       or looked_for < NOT_FOUND_GIVE_UP):
+        raise NotReady(f"{sighting.confirmations} of {required} confirmations",
+                       RECHECK_SECONDS, shown=True)
+    if session.awaits_payment(now) and looked_for < NOT_FOUND_GIVE_UP:
+        raise NotReady(f"transaction not found on chain; looked for since "
+                       f"{clock.iso(check.started)}, given up at "
+                       f"{clock.iso(check.started + NOT_FOUND_GIVE_UP)}",
+                       not_found_wait(looked_for).total_seconds(), shown=True)
     if sighting.confirmations == 0:
         return _noted(check, onchain.NOT_FOUND, {"session_status": session.status.value,
                                                  "looked_for_seconds": int(
