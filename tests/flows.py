@@ -53,11 +53,23 @@ def handlers(**overrides: Handler[EffectContext]) -> dict[str, Handler[EffectCon
     return {**HANDLERS, **overrides}
 
 
+# The contexts :func:`drainer` built, closed after each integration test (tests/integration/
+# conftest.py): a context's merchant client holds an aiohttp session, which must be closed.
+BUILT: list[EffectContext] = []
+
+
 def drainer(settings: Settings, engine, policy: RetryPolicy | None = None,
             registry: dict[str, Handler[EffectContext]] | None = None
             ) -> Drainer[EffectContext]:
-    return Drainer(engine, registry or handlers(), EffectContext.build(settings, engine),
-                   policy or RetryPolicy(0.01), order=ORDER)
+    context = EffectContext.build(settings, engine)
+    BUILT.append(context)
+    return Drainer(engine, registry or handlers(), context, policy or RetryPolicy(0.01),
+                   order=ORDER)
+
+
+async def close_built() -> None:
+    while BUILT:
+        await BUILT.pop().close()
 
 
 async def make_due(engine) -> None:

@@ -84,10 +84,19 @@ async def test_signing_in_gives_a_strict_cookie_and_signing_out_ends_it(client):
     assert home.headers["cache-control"] == "no-store"
     refused = await client.post("/console/sign-out", headers=BROWSER, data={})
     assert refused.status_code == 403  # no CSRF token: still signed in
+    kept = client.cookies["payhook_console"]  # a copy of the cookie (a shared machine, a thief)
     out = await client.post("/console/sign-out", headers=BROWSER,
                             data={"csrf": csrf_of(home)})
     assert out.status_code == 303
     assert (await client.get("/console", headers=BROWSER)).status_code == 303
+    # signing out refuses the cookie itself, not only this browser's copy of it
+    client.cookies.set("payhook_console", kept, path="/console")
+    replayed = await client.get("/console", headers=BROWSER)
+    assert replayed.status_code == 303 and replayed.headers["location"] == "/console/sign-in"
+    client.cookies.clear()
+    again = await sign_in(client)  # a new sign-in gets a new cookie that works
+    assert again.status_code == 303
+    assert (await client.get("/console", headers=BROWSER)).status_code == 200
 
 
 async def test_the_story_of_a_session_found_by_anything(client, app, settings, merchant):

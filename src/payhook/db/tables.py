@@ -328,6 +328,16 @@ class OutboxReplay(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class ConsoleSignOut(Base):
+    """A console cookie signed out before it expired: refused from then on (the cookie itself
+    is stateless; this is its revocation list, each row kept only until the cookie's expiry)."""
+
+    __tablename__ = "console_sign_outs"
+
+    nonce: Mapped[str] = mapped_column(String(40), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class OnchainPayment(Base):
     """A transaction verified on chain as a session's payment (a late one too: the claim stays
     for the operator). One row per (chain id, tx hash), ever, whichever session or merchant
@@ -384,6 +394,7 @@ delivery_attempts = cast(Table, DeliveryAttempt.__table__)
 merchant_events = cast(Table, MerchantEvent.__table__)
 outbox_replays = cast(Table, OutboxReplay.__table__)
 onchain_payments = cast(Table, OnchainPayment.__table__)
+console_sign_outs = cast(Table, ConsoleSignOut.__table__)
 counters = cast(Table, Counter.__table__)
 chain_cursors = cast(Table, ChainCursor.__table__)
 

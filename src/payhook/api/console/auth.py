@@ -12,13 +12,14 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from payhook import inputs
+from payhook import clock, inputs
 from payhook.api.body import read_object
 from payhook.api.console.cookies import (
     LIFETIME_SECONDS,
@@ -30,6 +31,8 @@ from payhook.api.console.cookies import (
 )
 from payhook.api.pages import Endpoint, for_people, render
 from payhook.api.state import state
+from payhook.db.engine import reading
+from payhook.services import console_sessions
 
 log = logging.getLogger("payhook.console")
 
@@ -97,7 +100,7 @@ def _client(request: Request) -> str:
 
 @for_people
 async def sign_in_page(request: Request) -> Response:
-    if console(request).signer.verify(request.cookies.get(COOKIE)) is not None:
+    if await _signed_in_operator(request) is not None:
         return RedirectResponse(url(request, ""), status_code=303)
     return _sign_in_form(request, signed_out="signed_out" in request.query_params)
 
@@ -159,7 +162,7 @@ def signed_in(endpoint: Endpoint) -> Endpoint:
 
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
-        operator = console(request).signer.verify(request.cookies.get(COOKIE))
+        operator = await _signed_in_operator(request)
         if operator is None:
             return RedirectResponse(url(request, "/sign-in"), status_code=303, headers=PRIVATE)
         request.state.operator = operator
@@ -176,9 +179,24 @@ def signed_in(endpoint: Endpoint) -> Endpoint:
     return guarded
 
 
+async def _signed_in_operator(request: Request) -> Operator | None:
+    """The operator of a valid cookie of this stack that was not signed out."""
+    operator = console(request).signer.verify(request.cookies.get(COOKIE))
+    if operator is None:
+        return None
+    async with reading(state(request).engine) as conn:
+        if await console_sessions.signed_out(conn, operator.nonce):
+            return None
+    return operator
+
+
 @for_people
 @signed_in
 async def sign_out(request: Request) -> Response:
+    signed = operator(request)
+    async with state(request).engine.begin() as conn:
+        await console_sessions.sign_out(conn, signed.nonce,
+                                        datetime.fromtimestamp(signed.expires, UTC), clock.now())
     answer = RedirectResponse(url(request, "/sign-in?signed_out"), status_code=303)
     answer.delete_cookie(COOKIE, path=url(request, ""))
     return answer
