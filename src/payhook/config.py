@@ -1,6 +1,6 @@
 """Settings, read once from the environment into one typed object.
 
-Names are the contract's (API.md, Environment). A bad or missing value stops start-up with one
+Names are the contract's (docs/api.md, Environment). A bad or missing value stops start-up with one
 line naming it (:class:`ConfigError`). The embedded default (a SQLite file) may run without
 ``PAYHOOK_SECRET_KEY`` and ``PAYHOOK_ADMIN_TOKEN``: it generates both once and keeps them beside
 the database file, so access links and keys survive a restart.
@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     http_body_timeout_seconds: float = Field(30.0, gt=0, le=3600)
     http_max_connections: int = Field(1000, ge=1, le=1_000_000)
     # Done outbox rows, delivered deliveries, provider and merchant events are pruned past
-    # this many days; never fewer than 30, the events API's promise (API.md).
+    # this many days; never fewer than 30, the events API's promise (docs/api.md).
     retention_days: int = Field(30, ge=30, le=36_500)
 
     @field_validator("redis_url", "smtp_url", "web3_rpc_url", "web3_xpub", mode="before")

@@ -53,7 +53,7 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str = "INFO") -> None:
     """Route every logger, uvicorn's included, through one JSON handler on stderr.
 
-    uvicorn's own access log is silenced: it prints query strings (FIELD-NOTES.md). Requests
+    uvicorn's own access log is silenced: it prints query strings. Requests
     are logged by :class:`payhook.api.middleware.Observe` instead.
     """
     handler = logging.StreamHandler(sys.stderr)

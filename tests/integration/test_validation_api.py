@@ -1,4 +1,4 @@
-"""Every rule of API.md's Conventions over HTTP: bad input is a clear 4xx and changes nothing."""
+"""Every rule of docs/api.md's conventions over HTTP: bad input is a clear 4xx, nothing changes."""
 
 import pytest
 from sqlalchemy import func, select

@@ -27,7 +27,7 @@ async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
 
 
 async def test_sqlite_writers_do_not_lose_updates(tmp_path):
-    """FIELD-NOTES: without BEGIN IMMEDIATE, 10 concurrent read-then-write transactions lost 9."""
+    """Measured: without BEGIN IMMEDIATE, 10 concurrent read-then-write transactions lost 9."""
     import asyncio
 
     engine = engines.create_engine(f"sqlite+aiosqlite:///{tmp_path}/x.db")

@@ -8,7 +8,7 @@ from sqlalchemy import exc as sa
 from payhook.api.errors import is_storage_outage
 from payhook.db.outages import is_connection_lost
 
-# asyncpg's own words under pg_terminate_backend (FIELD-NOTES.md).
+# asyncpg's own words under pg_terminate_backend (seen here).
 STATE_CLASH = asyncpg.InternalClientError(
     "cannot switch to state 12; another operation (2) is in progress")
 

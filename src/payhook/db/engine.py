@@ -1,6 +1,6 @@
 """Engines for PostgreSQL (asyncpg) and the embedded SQLite file (aiosqlite).
 
-SQLite needs care (FIELD-NOTES.md): pysqlite's own transaction handling silently loses updates,
+SQLite needs care: pysqlite's own transaction handling silently loses updates,
 so SQLAlchemy's is switched off and every transaction starts with ``BEGIN IMMEDIATE`` (one writer
 at a time, waiting up to the busy timeout), in WAL mode so readers never block the writer.
 The database file is created owner-only before the first connection (it holds access links and

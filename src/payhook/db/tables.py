@@ -117,7 +117,7 @@ class CheckoutSession(Base):
     customer_access_url: Mapped[str | None] = mapped_column(Text)
     customer_access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     email_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # A crypto session's deposit address (API.md, "Deposit addresses"): BIP-32 child
+    # A crypto session's deposit address (docs/api.md, "Deposit addresses"): BIP-32 child
     # ``…/0/<deposit_index>`` of PAYHOOK_WEB3_XPUB, the index allocated once, never reused.
     deposit_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     deposit_address: Mapped[str | None] = mapped_column(String(42), unique=True)  # lowercase

@@ -1,4 +1,4 @@
-"""Currencies and amount ranges (API.md, Conventions)."""
+"""Currencies and amount ranges (docs/api.md, Conventions)."""
 
 # ISO 4217 codes in use, lowercase. Left out on purpose: funds and precious metals (xau, xag,
 # xpd, xpt, xba…xbd, xdr, xsu, xua, xts, xxx) and codes withdrawn from circulation.

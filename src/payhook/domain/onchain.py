@@ -16,7 +16,7 @@ from typing import Any
 NATIVE = "eth"
 TRANSFER_TOPIC = bytes.fromhex("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef")
 
-# Anomaly kinds of an on-chain check (API.md, GET /admin/anomalies).
+# Anomaly kinds of an on-chain check (docs/api.md, GET /admin/anomalies).
 REVERTED = "reverted"
 TOO_OLD = "too_old"
 WRONG_RECIPIENT = "wrong_recipient"

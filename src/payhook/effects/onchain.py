@@ -1,5 +1,5 @@
 """The on-chain check a Web3 notice asks for (outbox kind ``onchain.check``): the notice is a
-hint, the session is paid from the chain alone (API.md, ``POST /webhooks/web3``).
+hint, the session is paid from the chain alone (docs/api.md, ``POST /webhooks/web3``).
 
 One check per (session, transaction) is at work at a time, however many notices name it (the
 outbox row's dedup key). Before each check the node must serve ``PAYHOOK_WEB3_CHAIN_ID``, or no
@@ -47,7 +47,7 @@ from payhook.outbox.store import Entry, enqueue
 log = logging.getLogger("payhook.onchain")
 
 PROVIDER = "web3"
-RECHECK_SECONDS = 5.0  # API.md: re-checked at least every 5 s until the session expires
+RECHECK_SECONDS = 5.0  # docs/api.md: re-checked at least every 5 s until the session expires
 NOT_FOUND_MAX_WAIT = timedelta(minutes=5)
 NOT_FOUND_GIVE_UP = timedelta(hours=1)  # then the check ends; a later notice starts another
 

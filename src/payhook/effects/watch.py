@@ -1,5 +1,5 @@
 """The worker watches the chain for payments to open sessions' deposit addresses, so that a
-payment is found with no notice at all (API.md, "Deposit addresses").
+payment is found with no notice at all (docs/api.md, "Deposit addresses").
 
 A tick asks the node for its head — the one call an idle tick makes — and, while the stored
 cursor is behind it, reads the next step of blocks (:mod:`payhook.domain.watching`): each

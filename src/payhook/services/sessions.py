@@ -1,7 +1,7 @@
 """Checkout sessions: create, read, list and cancel, always within the caller's merchant and mode.
 
 Another merchant's session, or one of the other mode, is answered exactly like an unknown id.
-A crypto session gets its own deposit address when it is created (API.md, "Deposit
+A crypto session gets its own deposit address when it is created (docs/api.md, "Deposit
 addresses"): the next index of the ``deposit_index`` counter, taken in the creating
 transaction, and the address derived from ``PAYHOOK_WEB3_XPUB`` at that index.
 """

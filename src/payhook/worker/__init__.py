@@ -3,7 +3,7 @@
 arq carries nudges only. One :class:`~payhook.runtime.pump.Pump` per process drains the
 outbox (on its own 1 s poll, and at once when nudged); a ``drain`` job only wakes it, so however
 many nudges arrive, one drain runs and its in-flight rows stay within the database pool. A
-cron job wakes it too, every 5 s. arq exits when Redis drops (FIELD-NOTES.md), so
+cron job wakes it too, every 5 s. arq exits when Redis drops (arq 0.28 does), so
 :mod:`payhook.worker.supervisor` restarts arq while the pump goes on: a Redis outage delays
 nothing by more than a poll.
 

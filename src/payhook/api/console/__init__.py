@@ -1,4 +1,4 @@
-"""``/console``: the operators' pages, server-rendered, behind the admin token (API.md,
+"""``/console``: the operators' pages, server-rendered, behind the admin token (docs/api.md,
 "Console"). Sign-in and the guard are in :mod:`.auth`, pages that read in :mod:`.views`, pages
 that replay in :mod:`.actions`; what they read comes from :mod:`payhook.services.story` and
 :mod:`payhook.services.triage`."""
