@@ -11,7 +11,7 @@ from starlette.routing import Route
 from payhook.api import auth, deliveries, invoices, merchant_events, webhook_endpoints
 from payhook.api.body import read_object
 from payhook.api.params import path_id
-from payhook.api.responses import merchant_list, query
+from payhook.api.responses import merchant_get, merchant_list, query
 from payhook.api.state import state
 from payhook.db.engine import reading
 from payhook.schemas import ApiKeyCreate, Empty, SessionCreate, parse
@@ -47,12 +47,9 @@ async def create_session(request: Request) -> Response:
 
 
 async def get_session(request: Request) -> Response:
-    app = state(request)
-    async with reading(app.engine) as conn:
-        caller = await auth.merchant(request, conn)
-        query(request)
-        row = await sessions.get(conn, caller, path_id(request, "cs"))
-    return JSONResponse(sessions.to_object(row, app.settings))
+    settings = state(request).settings
+    return await merchant_get(request, "cs", sessions.get,
+                              lambda row: sessions.to_object(row, settings))
 
 
 async def list_sessions(request: Request) -> Response:

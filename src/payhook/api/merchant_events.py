@@ -1,14 +1,10 @@
 """``/v1/events``: every event made for the caller, as its endpoints received it (30 days)."""
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from payhook.api import auth
-from payhook.api.params import path_id
-from payhook.api.responses import merchant_list, query
-from payhook.api.state import state
-from payhook.db.engine import reading
+from payhook.api.responses import merchant_get, merchant_list
 from payhook.services import merchant_events
 
 
@@ -18,11 +14,7 @@ async def list_events(request: Request) -> Response:
 
 
 async def get_event(request: Request) -> Response:
-    async with reading(state(request).engine) as conn:
-        caller = await auth.merchant(request, conn)
-        query(request)
-        row = await merchant_events.get(conn, caller, path_id(request, "evt"))
-    return JSONResponse(merchant_events.to_object(row))
+    return await merchant_get(request, "evt", merchant_events.get, merchant_events.to_object)
 
 
 routes = [

@@ -66,3 +66,15 @@ async def merchant_list(request: Request, fetch: Callable[..., Awaitable[Page]],
         page, params = page_request(request, filters=filters)
         found = await fetch(conn, caller, page, **{name: params.get(name) for name in filters})
     return listing(found, render)
+
+
+async def merchant_get(request: Request, prefix: str,
+                       fetch: Callable[[Any, Caller, str], Awaitable[Any]],
+                       render: Callable[[Any], dict[str, Any]]) -> JSONResponse:
+    """One of a merchant's objects by its path id: the key first (a stranger gets a 401), then
+    the query (none is taken), then the id; another merchant's or mode's id is a 404."""
+    async with reading(state(request).engine) as conn:
+        caller = await auth.merchant(request, conn)
+        query(request)
+        row = await fetch(conn, caller, path_id(request, prefix))
+    return JSONResponse(render(row))

@@ -9,7 +9,7 @@ from payhook import net
 from payhook.api import auth
 from payhook.api.body import read_object
 from payhook.api.params import path_id
-from payhook.api.responses import addressed, merchant_list, query
+from payhook.api.responses import addressed, merchant_get, merchant_list, query
 from payhook.api.state import AppState, state
 from payhook.db.engine import reading
 from payhook.errors import InvalidRequest
@@ -61,12 +61,7 @@ async def list_endpoints(request: Request) -> Response:
 
 
 async def get_endpoint(request: Request) -> Response:
-    app = state(request)
-    async with reading(app.engine) as conn:
-        caller = await auth.merchant(request, conn)
-        query(request)
-        row = await webhook_endpoints.get(conn, caller, path_id(request, "we"))
-    return JSONResponse(webhook_endpoints.to_object(row))
+    return await merchant_get(request, "we", webhook_endpoints.get, webhook_endpoints.to_object)
 
 
 async def update_endpoint(request: Request) -> Response:
