@@ -17,7 +17,9 @@ delivery at the endpoint, and all its outbox rows are ``done``.
    generator of ``bench/ingest.py``) pay distinct sessions: the measured part gives the ingest
    rate of one web process, and everything queues. Then the worker starts, and the clock runs
    from its first claim (start-up reported apart) until every queued session is fully processed.
-   Reported: sessions/s, and worker rate / ingest rate (target >= 0.5).
+   Reported: sessions/s, worker rate / ingest rate (issue 4's target >= 0.5, which moves with
+   whatever else shares the two cores), and the CPU ratio that replaced it (issue 14): worker
+   CPU per fully processed session / web CPU per ingested webhook, same run (target <= 2.0).
 2. Latency. With the worker running, webhooks are sent open-loop at ``--rate`` per second for
    ``--duration`` seconds; for each session, the time from writing its webhook to the endpoint
    receiving its delivery. Targets: p50 <= 50 ms, p99 <= 250 ms. The outbox rows' ``done``
@@ -83,7 +85,10 @@ from bench.common import (
     session_id,
 )
 
-TARGET_RATIO = 0.5
+TARGET_RATIO = 0.5  # sessions/s over webhooks/s: depends on what else the two cores run
+# Issue 14's restatement, measured in one run: worker CPU per fully processed paid session over
+# web CPU per ingested webhook (stretch 1.5).
+TARGET_CPU_RATIO = 2.0
 TARGET_P50_MS = 50.0
 TARGET_P99_MS = 250.0
 PAID = "checkout.session.paid"
@@ -428,8 +433,14 @@ def render(meta: dict[str, Any], results: dict[str, Any]) -> str:
         f"connections opened, {drain['transactions_per_session']:.1f} transactions and "
         f"{drain['outbox_seq_scans_per_session']:.2f} sequential scans of outbox_entries "
         f"({drain['outbox_seq_rows_per_session']:.0f} rows read) per session",
-        f"  ratio worker/ingest   : {results['ratio']:.2f} (target >= {TARGET_RATIO}) -> "
-        f"{'met' if results['ratio'] >= TARGET_RATIO else 'MISSED'}",
+        f"  ratio worker/ingest   : {results['ratio']:.2f} sessions/s per webhook/s (the "
+        f"issue-4 target >= {TARGET_RATIO}: "
+        f"{'met' if results['ratio'] >= TARGET_RATIO else 'missed'}; it counts what else "
+        "shares the cores)",
+        f"  cpu ratio             : worker {drain['worker_cpu_ms']:.2f} ms per session / web "
+        f"{ingest['app_cpu_ms']:.2f} ms per webhook = {results['cpu_ratio']:.2f} (target <= "
+        f"{TARGET_CPU_RATIO:g}, stretch 1.5) -> "
+        f"{'met' if results['cpu_ratio'] <= TARGET_CPU_RATIO else 'MISSED'}",
         f"  client floor          : one POST {floor['post_us']} us (aiohttp transport; "
         f"httpx's own {floor['httpx_post_us']} us) + one aiosmtplib "
         f"message {floor['mail_us']} us of CPU (bench/floor.py, a process of their own) = "
@@ -685,6 +696,8 @@ async def measure(args: argparse.Namespace, tag: str, web: Server, worker: Worke
                                              / drain.sessions),
     }
     ratio = round(rate / ingest_summary["rps"], 3) if ingest_summary["rps"] else math.nan
+    web_cpu = ingest_summary["app_cpu_ms"]
+    cpu_ratio = round(drain_summary["worker_cpu_ms"] / web_cpu, 3) if web_cpu else math.nan
     latency = {
         "sessions": steady, "rate": args.rate, "duration": args.duration,
         "behind_ms": round(run.behind * 1000, 1), "retried": run.retried,
@@ -730,9 +743,11 @@ async def measure(args: argparse.Namespace, tag: str, web: Server, worker: Worke
                    "detail": f"{counts['outbox_rows']} rows (6 per session expected), "
                              f"{counts['outbox_not_done']} not done"},
     }
-    targets = {"ratio": ratio >= TARGET_RATIO, "p50": latency["p50_ms"] <= TARGET_P50_MS,
+    targets = {"cpu_ratio": cpu_ratio <= TARGET_CPU_RATIO,
+               "p50": latency["p50_ms"] <= TARGET_P50_MS,
                "p99": latency["p99_ms"] <= TARGET_P99_MS}
     return {"ingest": ingest_summary, "drain": drain_summary, "ratio": ratio,
+            "cpu_ratio": cpu_ratio,
             "latency": latency, "checks": checks, "targets": targets}
 
 
