@@ -1,11 +1,34 @@
-"""Statements spelt once for PostgreSQL and SQLite, and the set-based ones batch handlers share."""
+"""Statements spelt once for PostgreSQL and SQLite, and the set-based ones batch handlers share.
 
+On PostgreSQL a batch's values go as one array parameter per column (``= ANY``, ``unnest``), so
+a statement's text is the same for any number of rows: asyncpg prepares it once per connection
+and the server runs it once, where an expanded ``IN (…)`` list is a new statement for every
+batch size and an executemany runs once per row. SQLite, with no arrays, expands the list.
+"""
+
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Table, bindparam, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    String,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    func,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import ARRAY, TypeEngine
 
 from payhook.db.tables import checkout_sessions as sessions
 
@@ -16,13 +39,93 @@ def insert_ignoring_conflicts(conn: AsyncConnection, table: Table) -> Any:
     return dialect.insert(table).on_conflict_do_nothing()
 
 
+async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]],
+                      *returning: Any, ignore_conflicts: bool = False) -> Sequence[Any]:
+    """Insert ``rows`` (every row the same columns) in one statement — on PostgreSQL
+    ``INSERT … SELECT`` of the rows unnested from one array per column — optionally ``ON
+    CONFLICT DO NOTHING``; answers the ``returning`` columns of the rows inserted."""
+    if not rows:
+        return []
+    statement: Any
+    if _is_postgres(conn):
+        names = list(rows[0])
+        statement = postgresql.insert(table).from_select(names, select(
+            *(_unnested(table.c[name], [row[name] for row in rows]) for name in names)))
+        parameters = None
+    else:
+        statement, parameters = sqlite.insert(table), list(rows)
+    if ignore_conflicts:
+        statement = statement.on_conflict_do_nothing()
+    if returning:
+        statement = statement.returning(*returning)
+    result = await conn.execute(statement, parameters)
+    return result.all() if returning else []
+
+
+def _is_postgres(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _array(column: Any, values: Iterable[Any]) -> Any:
+    """``values`` as one array parameter of the column's type — a string column's as ``text[]``:
+    a cast to ``varchar(n)[]`` would cut a longer value, which could then match another row; a
+    JSON document's as the text of each (an array parameter would take a list for a dimension)."""
+    if isinstance(column.type, JSON):
+        return bindparam(None, [None if value is None else _json(value) for value in values],
+                         type_=ARRAY(Text()))
+    item: TypeEngine[Any] = String() if isinstance(column.type, String) else column.type
+    return bindparam(None, list(values), type_=ARRAY(item))
+
+
+def _unnested(column: Any, values: Iterable[Any]) -> Any:
+    """The column's values as a set-returning ``unnest``, of the column's type."""
+    unnested = func.unnest(_array(column, values))
+    return cast(unnested, JSONB) if isinstance(column.type, JSON) else unnested
+
+
+def _as_column(column: Any, value: Any) -> Any:
+    """A value of :func:`_array`'s column read back as the column's type (documents: text)."""
+    return cast(value, JSONB) if isinstance(column.type, JSON) else value
+
+
+_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def among(conn: AsyncConnection, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL ``column = ANY(array)``, one statement for any count."""
+    condition: ColumnElement[bool] = (column == any_(_array(column, values))
+                                      if _is_postgres(conn) else column.in_(list(values)))
+    return condition
+
+
+def rows_among(conn: AsyncConnection, columns: Sequence[Any],
+               rows: Iterable[Sequence[Any]]) -> ColumnElement[bool]:
+    """``(a, b, …) IN rows``; on PostgreSQL against the rows unnested from one array per column."""
+    rows = list(rows)
+    if not _is_postgres(conn):
+        return tuple_(*columns).in_(rows)
+    unnested = select(*(_unnested(column, [row[index] for row in rows])
+                        for index, column in enumerate(columns)))
+    return tuple_(*columns).in_(unnested)
+
+
 async def update_each(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]],
                       *where: Any, **fixed: Any) -> None:
-    """One executemany ``UPDATE``: each row names its ``id`` and the values to set (every row
-    the same columns), ``where`` adds conditions and ``fixed`` values shared by all rows."""
+    """One ``UPDATE`` of many rows: each row names its ``id`` and the values to set (every row
+    the same columns), ``where`` adds conditions and ``fixed`` values shared by all rows. On
+    PostgreSQL one statement joined to the rows unnested (``UPDATE … FROM unnest(…)``: each id
+    at most once), elsewhere an executemany."""
     if not rows:
         return
     columns = [column for column in rows[0] if column != "id"]
+    if _is_postgres(conn):
+        names = ["id", *columns]
+        given = func.unnest(*(_array(table.c[name], [row[name] for row in rows])
+                              for name in names)).table_valued(*names).render_derived(name="v")
+        await conn.execute(update(table).where(table.c.id == given.c.id, *where)
+                           .values({**{column: _as_column(table.c[column], given.c[column])
+                                       for column in columns}, **fixed}))
+        return
     statement = (update(table).where(table.c.id == bindparam("_id"), *where)
                  .values({**{column: bindparam(f"_{column}") for column in columns}, **fixed}))
     await conn.execute(statement, [{"_id": row["id"], **{f"_{column}": row[column]
@@ -37,7 +140,7 @@ async def paid_sessions(conn: AsyncConnection, session_ids: Iterable[str], *colu
     rows' locks (PostgreSQL; SQLite has one writer) for a read-then-write."""
     wanted = set(session_ids)
     query = (select(sessions.c.id, *columns) if columns else select(sessions)).where(
-        sessions.c.id.in_(wanted), sessions.c.status == "paid")
+        among(conn, sessions.c.id, wanted), sessions.c.status == "paid")
     found = {row.id: row for row in await conn.execute(
         query.with_for_update() if lock else query)}
     if missing := wanted - set(found):

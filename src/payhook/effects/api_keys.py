@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
-from payhook.db.statements import insert_ignoring_conflicts, paid_sessions
+from payhook.db.statements import among, insert_ignoring_conflicts, paid_sessions
 from payhook.db.tables import api_keys, checkout_sessions
 from payhook.effects.context import EffectContext
 from payhook.ids import new_id
@@ -34,7 +34,7 @@ async def provision_keys(context: EffectContext, _entries: Sequence[Entry]) -> O
             first.setdefault((session.merchant_id, session.mode), session.id)
         active = {(key.merchant_id, key.mode) for key in await conn.execute(
             select(api_keys.c.merchant_id, api_keys.c.mode).distinct().where(
-                api_keys.c.merchant_id.in_({merchant for merchant, _ in first}),
+                among(conn, api_keys.c.merchant_id, {merchant for merchant, _ in first}),
                 api_keys.c.revoked_at.is_(None)))}
         now = clock.now()
         wanted = [(merchant, mode, session_id) for (merchant, mode), session_id in first.items()

@@ -31,7 +31,7 @@ from standardwebhooks.webhooks import Webhook
 
 from payhook import __version__, clock, net
 from payhook.db.engine import reading
-from payhook.db.statements import update_each
+from payhook.db.statements import among, insert_rows, update_each
 from payhook.db.tables import deliveries, delivery_attempts
 from payhook.db.tables import webhook_endpoints as endpoints
 from payhook.domain.decisions import DELIVER
@@ -74,7 +74,8 @@ async def _targets(engine: AsyncEngine, entries: Sequence[Entry]) -> Mapping[str
                    endpoints.c.failing_since, endpoints.c.previous_secret,
                    endpoints.c.previous_secret_expires_at)
             .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
-            .where(deliveries.c.id.in_({entry.payload["delivery_id"] for entry in entries})))}
+            .where(among(conn, deliveries.c.id,
+                         {entry.payload["delivery_id"] for entry in entries})))}
 
 
 async def _try(context: EffectContext, target: Target) -> Attempt:
@@ -205,7 +206,7 @@ async def _record(conn: AsyncConnection, tried: Sequence[tuple[Record, Attempt]]
     """Each try's row, and its delivery's count and new status (one UPDATE per status)."""
     if not tried:
         return
-    await conn.execute(delivery_attempts.insert(), [
+    await insert_rows(conn, delivery_attempts, [
         {"id": new_id("da"), "delivery_id": record.delivery_id, "attempted_at": now,
          "status_code": attempt.status_code, "duration_ms": attempt.duration_ms,
          "response_snippet": attempt.snippet, "error": attempt.error}

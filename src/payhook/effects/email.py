@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
 from payhook.db.engine import reading
-from payhook.db.statements import update_each
+from payhook.db.statements import among, update_each
 from payhook.db.tables import checkout_sessions as sessions
 from payhook.effects.context import EffectContext
 from payhook.effects.mailer import Mailer
@@ -28,7 +28,7 @@ async def send_access_emails(context: "EffectContext", entries: Sequence[Entry])
     ids = {entry.id: entry.payload["session_id"] for entry in entries}
     async with reading(context.engine) as conn:
         found = {row.id: row for row in await conn.execute(
-            select(sessions).where(sessions.c.id.in_(set(ids.values()))))}
+            select(sessions).where(among(conn, sessions.c.id, set(ids.values()))))}
     outcome = Outcome()
     to_send: dict[str, Any] = {}
     for entry_id, session_id in ids.items():

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
-from payhook.db.statements import insert_ignoring_conflicts, paid_sessions, update_each
+from payhook.db.statements import insert_rows, paid_sessions, update_each
 from payhook.db.tables import checkout_sessions, invoices
 from payhook.effects.context import EffectContext
 from payhook.ids import new_id
@@ -19,14 +19,13 @@ async def create_invoices(_context: EffectContext, _entries: Sequence[Entry]) ->
     async def write(conn: AsyncConnection, held: Sequence[Entry]) -> None:
         paid = await paid_sessions(conn, (entry.payload["session_id"] for entry in held))
         now = clock.now()
-        created = (await conn.execute(
-            insert_ignoring_conflicts(conn, invoices).returning(invoices.c.id,
-                                                                invoices.c.session_id),
-            [{"id": new_id("in"), "session_id": session.id, "merchant_id": session.merchant_id,
-              "mode": session.mode, "amount": session.amount, "currency": session.currency,
-              "payment_provider": session.payment_provider,
-              "provider_reference": session.provider_reference, "created_at": now}
-             for session in paid.values()])).all()
+        created = await insert_rows(conn, invoices, [
+            {"id": new_id("in"), "session_id": session.id, "merchant_id": session.merchant_id,
+             "mode": session.mode, "amount": session.amount, "currency": session.currency,
+             "payment_provider": session.payment_provider,
+             "provider_reference": session.provider_reference, "created_at": now}
+            for session in paid.values()], invoices.c.id, invoices.c.session_id,
+            ignore_conflicts=True)
         await update_each(conn, checkout_sessions,
                           [{"id": row.session_id, "invoice_id": row.id} for row in created],
                           updated_at=now)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from payhook import clock
 from payhook.db.engine import reading
 from payhook.db.json_members import member
-from payhook.db.statements import insert_ignoring_conflicts
+from payhook.db.statements import among, insert_rows
 from payhook.db.tables import checkout_sessions, deliveries, invoices, outbox_entries
 from payhook.db.tables import webhook_endpoints as endpoints
 from payhook.domain.decisions import ACCESS_LINK, DELIVER, FAILED, INVOICE, PAID
@@ -46,10 +46,12 @@ async def notify(context: EffectContext, entries: Sequence[Entry]) -> Outcome:
     events: dict[str, tuple[Any, dict[str, Any]]] = {}  # entry id -> (session, event)
     async with reading(context.engine) as conn:
         found = {row.id: row for row in await conn.execute(select(checkout_sessions).where(
-            checkout_sessions.c.id.in_({entry.payload["session_id"] for entry in entries})))}
+            among(conn, checkout_sessions.c.id,
+                  {entry.payload["session_id"] for entry in entries})))}
         invoice_ids = {session.invoice_id for session in found.values() if session.invoice_id}
         invoice_rows = {row.id: row for row in await conn.execute(
-            select(invoices).where(invoices.c.id.in_(invoice_ids)))} if invoice_ids else {}
+            select(invoices).where(among(conn, invoices.c.id, invoice_ids)))
+        } if invoice_ids else {}
         # In the order their causes were recorded: the events API lists them in that order.
         for entry in sorted(entries, key=lambda entry: entry.created_at):
             session_id, kind = entry.payload["session_id"], entry.payload["type"]
@@ -124,10 +126,9 @@ def _deliveries(events: dict[str, tuple[Any, dict[str, Any]]],
         if not rows:
             return
         enabled = await _enabled(conn, [one for some in found.values() for one in some])
-        created = (await conn.execute(
-            insert_ignoring_conflicts(conn, deliveries).returning(
-                deliveries.c.id, deliveries.c.session_id, deliveries.c.endpoint_id),
-            rows)).all()
+        created = await insert_rows(conn, deliveries, rows, deliveries.c.id,
+                                    deliveries.c.session_id, deliveries.c.endpoint_id,
+                                    ignore_conflicts=True)
         await enqueue(conn, [(DELIVER, {"delivery_id": row.id, "session_id": row.session_id})
                              for row in created if row.endpoint_id in enabled], now, max_attempts)
 
@@ -141,7 +142,8 @@ async def _endpoints(conn: AsyncConnection,
     for endpoint in await conn.execute(
             select(endpoints.c.id, endpoints.c.merchant_id, endpoints.c.mode,
                    endpoints.c.status, endpoints.c.enabled_events)
-            .where(endpoints.c.merchant_id.in_(merchant_ids), endpoints.c.status != "deleted")):
+            .where(among(conn, endpoints.c.merchant_id, merchant_ids),
+                   endpoints.c.status != "deleted")):
         found[(endpoint.merchant_id, endpoint.mode)].append(endpoint)
     return found
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_, union_all, update
+from sqlalchemy import select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from payhook.db.statements import insert_ignoring_conflicts
+from payhook.db.statements import insert_rows, rows_among
 from payhook.db.tables import outbox_entries as outbox
 from payhook.domain.decisions import dedup_key
 from payhook.ids import new_id
@@ -70,8 +70,7 @@ async def enqueue(conn: AsyncConnection, work: Iterable[tuple[str, dict[str, Any
                   now: datetime, max_attempts: int) -> None:
     """Queue each (kind, payload), due now, in the caller's transaction; a piece whose dedup
     key is already at work is not queued again (``ON CONFLICT DO NOTHING``)."""
-    if entries := new_entries(work, now, max_attempts):
-        await conn.execute(insert_ignoring_conflicts(conn, outbox), entries)
+    await insert_rows(conn, outbox, new_entries(work, now, max_attempts), ignore_conflicts=True)
 
 
 async def claim_due(conn: AsyncConnection, worker: str, limit: int, lease: timedelta,
@@ -117,8 +116,8 @@ async def settle_done(conn: AsyncConnection, entries: Sequence[Entry],
     settled = await conn.execute(
         update(outbox)
         .where(outbox.c.status == "running",
-               tuple_(outbox.c.id, outbox.c.locked_by, outbox.c.attempts).in_(
-                   [(entry.id, entry.locked_by, entry.attempts) for entry in entries]))
+               rows_among(conn, (outbox.c.id, outbox.c.locked_by, outbox.c.attempts),
+                          [(entry.id, entry.locked_by, entry.attempts) for entry in entries]))
         .values(status="done", locked_by=None, locked_until=None, updated_at=now)
         .returning(outbox.c.id))
     held = set(settled.scalars())

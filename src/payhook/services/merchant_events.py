@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook.db.pagination import Page, PageRequest, fetch_page
-from payhook.db.statements import insert_ignoring_conflicts
+from payhook.db.statements import insert_rows
 from payhook.db.tables import merchant_events as events
 from payhook.domain.webhooks import EVENT_TYPES
 from payhook.errors import InvalidRequest, NotFound
@@ -26,10 +26,10 @@ async def record(conn: AsyncConnection, made: Sequence[dict[str, Any]]) -> None:
     again) is kept as it was first made."""
     if not made:
         return
-    await conn.execute(insert_ignoring_conflicts(conn, events), [
+    await insert_rows(conn, events, [
         {"id": event["body"]["id"], "type": event["body"]["type"],
          "created_at": datetime.fromisoformat(event["body"]["created_at"]), **event}
-        for event in made])
+        for event in made], ignore_conflicts=True)
 
 
 async def list_events(conn: AsyncConnection, caller: Caller, page: PageRequest,
