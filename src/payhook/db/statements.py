@@ -3,11 +3,19 @@
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Table, bindparam, select, update
+from sqlalchemy import Column, Table, bindparam, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook.db.tables import checkout_sessions as sessions
+
+
+def written(value: str | int) -> Any:
+    """``value`` written into the SQL, not sent as a parameter: where a query meets a partial
+    index's predicate (``status = 'pending'``). A database proves a predicate only from values
+    it sees — PostgreSQL's generic plans and SQLite never from a parameter — and else reads
+    another index, or all rows, and sorts them."""
+    return literal(value, literal_execute=True)
 
 
 def insert_ignoring_conflicts(conn: AsyncConnection, table: Table) -> Any:
