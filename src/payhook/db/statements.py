@@ -20,6 +20,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     func,
+    literal,
     select,
     tuple_,
     update,
@@ -31,6 +32,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import ARRAY, TypeEngine
 
 from payhook.db.tables import checkout_sessions as sessions
+
+
+def written(value: str | int) -> Any:
+    """``value`` written into the SQL, not sent as a parameter: where a query meets a partial
+    index's predicate (``status = 'pending'``). A database proves a predicate only from values
+    it sees — PostgreSQL's generic plans and SQLite never from a parameter — and else reads
+    another index, or all rows, and sorts them."""
+    return literal(value, literal_execute=True)
 
 
 def insert_ignoring_conflicts(conn: AsyncConnection, table: Table) -> Any:

@@ -37,6 +37,10 @@ EVENT_OUTCOMES = ("applied", "recorded", "duplicate", "ignored", "unmatched")
 OUTBOX_STATUSES = ("pending", "running", "done", "dead")
 UNFINISHED_KEYED = "dedup_key IS NOT NULL AND status <> 'done'"
 ONCHAIN_CHECKS = "kind = 'onchain.check'"  # the only rows whose payload has a tx_hash
+PENDING = "status = 'pending'"
+RUNNING = "status = 'running'"
+DEAD = "status = 'dead'"
+RETRYING = "status = 'pending' AND attempts > 0"  # pending again after a failed attempt
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -186,12 +190,24 @@ class OutboxEntry(Base):
     __table_args__ = (
         CheckConstraint(_one_of("status", OUTBOX_STATUSES), name="status"),
         # The drain's only question: which pending rows are due? (and whose lease ran out?)
+        # A claim writes its status out (db/statements.py::written), so every plan can read
+        # these in order; no other index leads with status or has a predicate a claim
+        # implies, so whatever the statistics, any other plan reads more and sorts it. (A
+        # (status, kind) index let stale statistics pick it and sort every pending row.)
         Index("ix_outbox_entries_due", "next_attempt_at",
-              postgresql_where=text("status = 'pending'"), sqlite_where=text("status = 'pending'")),
+              postgresql_where=text(PENDING), sqlite_where=text(PENDING)),
         Index("ix_outbox_entries_leased", "locked_until",
-              postgresql_where=text("status = 'running'"), sqlite_where=text("status = 'running'")),
+              postgresql_where=text(RUNNING), sqlite_where=text(RUNNING)),
         Index(None, "created_at", "id"),
-        Index(None, "status", "kind"),
+        # Operators' lists and counts, newest first, of one kind if asked (checked inside the
+        # index): predicates no claim implies.
+        Index("ix_outbox_entries_dead", "created_at", "id", "kind",
+              postgresql_where=text(DEAD), sqlite_where=text(DEAD)),
+        Index("ix_outbox_entries_retrying", "created_at", "id", "kind",
+              postgresql_where=text(RETRYING), sqlite_where=text(RETRYING)),
+        # Retention keeps the provider events that unfinished on-chain checks carry.
+        Index("ix_outbox_entries_onchain_checks", "status",
+              postgresql_where=text(ONCHAIN_CHECKS), sqlite_where=text(ONCHAIN_CHECKS)),
         # Rows of one key are one piece of work: at most one not yet done (a dead one waits
         # for its replay), whichever writer races — twenty notices of a transaction, one check.
         Index("uq_outbox_entries_dedup_key", "dedup_key", unique=True,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook import clock
 from payhook.db.pagination import Page, PageRequest, fetch_page
+from payhook.db.statements import written
 from payhook.db.tables import outbox_entries as outbox
 from payhook.db.tables import outbox_replays
 from payhook.errors import Conflict, InvalidRequest, NotFound
@@ -25,7 +26,7 @@ def _filters(status: str | None, kind: str | None) -> list[Any]:
     if status is not None:
         if status not in STATUSES:
             raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}", param="status")
-        filters.append(outbox.c.status == status)
+        filters.append(outbox.c.status == written(status))  # a partial index's predicate
     if kind is not None:
         filters.append(outbox.c.kind == kind)
     return filters
@@ -96,7 +97,7 @@ async def retry_now(conn: AsyncConnection, entry_id: str, actor: str,
 
 async def _replay(conn: AsyncConnection, filters: list[Any], now: datetime) -> list[Any]:
     return list(await conn.execute(
-        update(outbox).where(*filters, outbox.c.status == "dead")
+        update(outbox).where(*filters, outbox.c.status == written("dead"))
         .values(status="pending", attempts=0, next_attempt_at=now, locked_by=None,
                 locked_until=None, updated_at=now)
         .returning(*outbox.c)))

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from payhook.db.statements import insert_rows, rows_among
+from payhook.db.statements import insert_rows, rows_among, written
 from payhook.db.tables import outbox_entries as outbox
 from payhook.domain.decisions import dedup_key
 from payhook.ids import new_id
@@ -79,15 +79,18 @@ async def claim_due(conn: AsyncConnection, worker: str, limit: int, lease: timed
     ones whose lease ran out (a worker died holding them)."""
     # Two reads, each in the order of its partial index and cut at the limit, so a claim costs
     # the rows it takes, not the backlog: one WHERE with both cases as an OR read every due row
-    # and sorted them (28 ms a claim with 50,000 due, bench/plans.py). A session's rows share
-    # their next_attempt_at (written in one transaction), so this order keeps them side by
-    # side: they land in one claim and run in order.
+    # and sorted them (28 ms a claim with 50,000 due, bench/plans.py). The status is written
+    # into the SQL, so every plan can prove the index's predicate; no other index is on
+    # (status, …), so stale statistics have nothing to trade it for that saves a sort
+    # (tests/integration/test_outbox_plans.py). A session's rows share their next_attempt_at
+    # (written in one transaction), so this order keeps them side by side: they land in one
+    # claim and run in order.
     pending = (select(outbox.c.id)
-               .where(outbox.c.status == "pending", outbox.c.next_attempt_at <= now)
+               .where(outbox.c.status == written("pending"), outbox.c.next_attempt_at <= now)
                .order_by(outbox.c.next_attempt_at)
                .limit(limit).with_for_update(skip_locked=True).cte("pending"))
     abandoned = (select(outbox.c.id)
-                 .where(outbox.c.status == "running", outbox.c.locked_until < now,
+                 .where(outbox.c.status == written("running"), outbox.c.locked_until < now,
                         outbox.c.attempts < outbox.c.max_attempts)
                  .order_by(outbox.c.locked_until)
                  .limit(limit).with_for_update(skip_locked=True).cte("abandoned"))
@@ -156,7 +159,7 @@ async def bury_expired_leases(conn: AsyncConnection, now: datetime) -> int:
     """Rows whose worker died on their last attempt: dead, with the reason kept."""
     buried = await conn.execute(
         update(outbox)
-        .where(outbox.c.status == "running", outbox.c.locked_until < now,
+        .where(outbox.c.status == written("running"), outbox.c.locked_until < now,
                outbox.c.attempts >= outbox.c.max_attempts)
         .values(status="dead", locked_by=None, locked_until=None,
                 last_error="lease expired on the last attempt (worker stopped)", updated_at=now)
@@ -166,5 +169,5 @@ async def bury_expired_leases(conn: AsyncConnection, now: datetime) -> int:
 
 async def next_due_at(conn: AsyncConnection) -> datetime | None:
     return await conn.scalar(
-        select(outbox.c.next_attempt_at).where(outbox.c.status == "pending")
+        select(outbox.c.next_attempt_at).where(outbox.c.status == written("pending"))
         .order_by(outbox.c.next_attempt_at).limit(1))

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from payhook.db.statements import written
 from payhook.db.tables import checkout_sessions, deliveries, outbox_entries, webhook_endpoints
 from payhook.domain import decisions
 from payhook.domain.webhooks import accepts, notified_event_id
@@ -58,7 +59,7 @@ class Planned:
 
 async def preview(conn: AsyncConnection, kind: str | None) -> list[Planned]:
     """The dead rows (of one kind, if given) a bulk replay would take, oldest first."""
-    filters = [outbox_entries.c.status == "dead"]
+    filters = [outbox_entries.c.status == written("dead")]  # ix_outbox_entries_dead
     if kind:
         filters.append(outbox_entries.c.kind == kind)
     rows = list(await conn.execute(select(outbox_entries).where(*filters)

@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Delete, Select, Table, delete, exists, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from payhook.db.statements import written
 from payhook.db.tables import (
     anomalies,
     deliveries,
@@ -81,12 +82,13 @@ def _delivered_deliveries(cutoff: datetime) -> Select[Any]:
 def _provider_events(cutoff: datetime) -> Select[Any]:
     named = exists().where(anomalies.c.event_id == webhook_events.c.id)
     # Every row ingest queues names its event, but only an on-chain check reads it (its
-    # anomalies point at it): only those are asked (ix_outbox_entries_status_kind), once a
-    # statement — NOT IN of an uncorrelated set is hashed, where a correlated EXISTS compared
-    # every candidate with every check (2,000 dead checks: 0.4 s a batch).
+    # anomalies point at it): only those are asked (ix_outbox_entries_onchain_checks, whose
+    # predicate the kind is written out to meet), once a statement — NOT IN of an uncorrelated
+    # set is hashed, where a correlated EXISTS compared every candidate with every check
+    # (2,000 dead checks: 0.4 s a batch).
     event = outbox_entries.c.payload["event"].as_string()
     carried = select(event).where(outbox_entries.c.status.in_(UNFINISHED),
-                                  outbox_entries.c.kind == ONCHAIN_CHECK,
+                                  outbox_entries.c.kind == written(ONCHAIN_CHECK),
                                   event.is_not(None))  # one NULL would make NOT IN keep all
     return (select(webhook_events.c.id)
             .where(webhook_events.c.created_at < cutoff, ~named,

@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from payhook.db.pagination import Page, PageRequest, fetch_page
+from payhook.db.statements import written
 from payhook.db.tables import deliveries, outbox_entries, outbox_replays, webhook_endpoints
 from payhook.domain.webhooks import DELIVERY_STATUSES
 from payhook.errors import InvalidRequest
@@ -28,15 +29,21 @@ def _choice(param: str, value: str | None, allowed: tuple[str, ...]) -> str | No
 
 async def outbox_rows(conn: AsyncConnection, page: PageRequest, view: str | None,
                       kind: str | None) -> Page:
+    return await fetch_page(conn, outbox_entries, page, (), outbox_filters(view, kind))
+
+
+def outbox_filters(view: str | None, kind: str | None = None) -> list[ColumnElement[bool]]:
+    """The outbox rows of a view (of one kind, if given), as the lists and counts ask."""
     view = _choice("status", view, OUTBOX_VIEWS)
     filters = []
-    if view == "retrying":
-        filters += [outbox_entries.c.status == "pending", outbox_entries.c.attempts > 0]
+    if view == "retrying":  # the predicate of ix_outbox_entries_retrying, written out
+        filters += [outbox_entries.c.status == written("pending"),
+                    outbox_entries.c.attempts > written(0)]
     elif view is not None:
-        filters.append(outbox_entries.c.status == view)
+        filters.append(outbox_entries.c.status == written(view))
     if kind:
         filters.append(outbox_entries.c.kind == kind)
-    return await fetch_page(conn, outbox_entries, page, (), filters)
+    return filters
 
 
 async def delivery_rows(conn: AsyncConnection, page: PageRequest, status: str | None = None,

@@ -34,9 +34,8 @@ async def home(request: Request) -> Response:
     query(request)
     async with reading(state(request).engine) as conn:
         counts = {
-            "dead": await _count(conn, outbox_entries, outbox_entries.c.status == "dead"),
-            "retrying": await _count(conn, outbox_entries, outbox_entries.c.status == "pending",
-                                     outbox_entries.c.attempts > 0),
+            "dead": await _count(conn, outbox_entries, *triage.outbox_filters("dead")),
+            "retrying": await _count(conn, outbox_entries, *triage.outbox_filters("retrying")),
             "failing": await _count(conn, deliveries, deliveries.c.status.in_(triage.FAILING)),
             "anomalies": await _count(conn, anomalies),
         }
