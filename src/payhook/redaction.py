@@ -21,6 +21,10 @@ _BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+)[\w.~+/=-]{8,}")
 
 def redact(text: str) -> str:
     """``text`` with URLs cut to scheme and host, and credential values replaced."""
+    if "://" not in text and "=" not in text:  # no URL and no pair: at most a bearer credential
+        lowered = text.lower()
+        if "bearer" not in lowered and "basic" not in lowered:
+            return text  # every log line's fields pass here: most hold none of the three
     text = _URL.sub(_origin, text)
     text = _CREDENTIAL.sub(lambda found: f"{found[1]}={REDACTED}", text)
     return _BEARER.sub(lambda found: f"{found[1]}{found[2]}{REDACTED}", text)

@@ -38,6 +38,26 @@ def test_currencies():
     assert money.amount_limit("eth") == 10**30
 
 
+def test_ids_stay_distinct_across_random_fetches_and_a_fork():
+    """Random bytes are fetched a few KiB at a time: ids drawn across many fetches are all
+    distinct, and a forked child never draws what its parent holds."""
+    import os
+
+    new_id("cs")  # the parent now holds a partly used buffer
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child only writes its ids and leaves
+        os.write(write, " ".join(new_id("cs") for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        childs = set(pipe.read().split())
+    parents = {new_id("cs") for _ in range(20_000)}  # about 160 fetches
+    assert len(parents) == 20_000 and len(childs) == 50
+    assert not parents & childs
+
+
 def test_ids_are_prefixed_and_carry_at_least_128_random_bits():
     ids = {new_id("cs") for _ in range(2000)}
     assert len(ids) == 2000

@@ -26,6 +26,8 @@ SECRET = "SECRETKEY123"
     (f"password={SECRET} api_key='{SECRET} x'; token={SECRET}&",
      "password=[redacted] api_key=[redacted]; token=[redacted]&"),
     (f"Authorization: Bearer sk_live_{SECRET}", "Authorization: Bearer [redacted]"),
+    (f"authorization: BEARER {SECRET}", "authorization: BEARER [redacted]"),  # no URL, no '='
+    (f"Basic {SECRET}", "Basic [redacted]"),
 ])
 def test_credentials_are_removed_and_the_origin_kept(text, kept):
     redacted = redact(text)
