@@ -5,7 +5,7 @@ batch) — run on a bench database after its run, each in a transaction that is 
 
 The statements are payhook's own, built by its code (never copied here): the writer's from
 :func:`payhook.ingest.postgres.record_statement` with the arguments ``_write`` passes, the claim
-from :func:`payhook.outbox.store.claim_due`, compiled for asyncpg.
+from :func:`payhook.outbox.store.claim_statement`, compiled for asyncpg.
 """
 
 from datetime import timedelta
@@ -55,9 +55,8 @@ async def _record_statement(conn: asyncpg.Connection, session: str) -> tuple[str
 
 
 async def _claim_statement() -> tuple[str, tuple[Any, ...]]:
-    capture = _Capture()
-    await store.claim_due(capture, "plan", 100, timedelta(seconds=30), clock.now())  # type: ignore[arg-type]
-    return _compiled(capture.statement)
+    now = clock.now()
+    return _compiled(store.claim_statement("plan", 100, now + timedelta(seconds=30), now))
 
 
 def _prune_statements() -> list[tuple[str, str, tuple[Any, ...]]]:

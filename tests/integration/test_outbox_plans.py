@@ -166,8 +166,8 @@ def _lines(mode: str, plan: Any) -> str:
 
 
 async def test_the_claim_reads_its_partial_indexes_in_order_on_stale_statistics(engine):
-    statement = await _first_statement(lambda conn: store.claim_due(
-        conn, "worker", 200, timedelta(seconds=60), clock.now()))
+    now = clock.now()
+    statement = store.claim_statement("worker", 200, now + timedelta(seconds=60), now)
     await _assert_claim_in_order(engine, statement)
 
 
@@ -244,8 +244,8 @@ async def test_on_fresh_statistics_the_retrying_list_is_read_in_its_own_index(en
     for kind in (None, "delivery.send"):
         await _assert_indexed(engine, await _outbox_list("retrying", kind),
                               "ix_outbox_entries_retrying", ordered=True)
-    statement = await _first_statement(lambda conn: store.claim_due(
-        conn, "worker", 200, timedelta(seconds=60), clock.now()))
+    now = clock.now()
+    statement = store.claim_statement("worker", 200, now + timedelta(seconds=60), now)
     await _assert_claim_in_order(engine, statement)
 
 

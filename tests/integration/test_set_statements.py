@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payhook import clock
 from payhook.db.engine import create_engine
-from payhook.db.statements import among, insert_rows, rows_among, update_each
+from payhook.db.statements import among, insert_rows, update_each
 from payhook.db.tables import outbox_entries as outbox
+from payhook.outbox import store
+from payhook.outbox.store import Entry
 
 LONG_ID = "ob_" + "x" * 10_000  # a 10 kB id: no column of 40 characters may cut it to match
 ODD = "é\"'\\ ; -- 𝔘 ٣"
@@ -75,13 +77,31 @@ async def test_among_matches_whole_values_only(engine: AsyncEngine) -> None:
         await insert_rows(conn, outbox, [row(truncated), row("ob_b", attempts=2)])
         found = (await conn.scalars(select(outbox.c.id).where(
             among(conn, outbox.c.id, [LONG_ID, "ob_b", ODD])))).all()
-        pairs = (await conn.scalars(select(outbox.c.id).where(rows_among(
-            conn, (outbox.c.id, outbox.c.attempts),
-            [(LONG_ID, 0), ("ob_b", 2), (truncated, 1)])))).all()
         none = (await conn.scalars(select(outbox.c.id).where(among(conn, outbox.c.id, [])))).all()
     assert found == ["ob_b"]  # the long id did not match the row holding its first 40 characters
-    assert pairs == ["ob_b"]  # the truncated id's row has attempts 0, not 1
     assert none == []
+
+
+async def test_settle_done_holds_each_rows_whole_fence(engine: AsyncEngine) -> None:
+    """The fence (id, lease holder, attempt) of every row at once: a row is settled only when
+    all three match — never by a cut-off id, another holder, or an older attempt."""
+    truncated = LONG_ID[:40]
+    async with engine.begin() as conn:
+        await insert_rows(conn, outbox, [row(id, status="running", locked_by="w", attempts=n)
+                                         for id, n in ((truncated, 1), ("ob_b", 2), ("ob_c", 1),
+                                                       ("ob_d", 1))])
+
+    def entry(id: str, locked_by: str, attempts: int) -> Entry:
+        return Entry(id=id, kind="invoice.create", payload={}, attempts=attempts,
+                     max_attempts=5, errors=[], locked_by=locked_by, created_at=clock.now())
+
+    given = [entry(LONG_ID, "w", 1), entry(truncated, "w", 2), entry("ob_b", "w", 2),
+             entry("ob_c", "other", 1), entry("ob_d", "w", 1)]
+    async with engine.begin() as conn:
+        held = await store.settle_done(conn, given, clock.now())
+        statuses = dict((await conn.execute(select(outbox.c.id, outbox.c.status))).all())
+    assert [e.id for e in held] == ["ob_b", "ob_d"]
+    assert statuses == {truncated: "running", "ob_b": "done", "ob_c": "running", "ob_d": "done"}
 
 
 async def test_a_nul_byte_is_refused_by_postgresql_and_nothing_is_written(pg_url: str) -> None:

@@ -22,7 +22,6 @@ from sqlalchemy import (
     func,
     literal,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -75,15 +74,40 @@ def _is_postgres(conn: AsyncConnection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+class Compiled:
+    """A PostgreSQL statement compiled once (its literals rendered) and run through
+    ``exec_driver_sql`` with its values by name: no construct, compile or cache key per call,
+    and no per-value processing — each value goes to asyncpg as it is (plain strings, numbers,
+    aware datetimes, lists of them), where a parameter not given keeps its compiled value. For
+    the statements run once per claimed batch; the rest go through SQLAlchemy."""
+
+    def __init__(self, statement: Any):
+        compiled = statement.compile(dialect=postgresql.asyncpg.dialect(),  # type: ignore[no-untyped-call]
+                                     compile_kwargs={"render_postcompile": True})
+        self.sql = str(compiled)
+        self.names = tuple(compiled.positiontup or ())
+        self.defaults = dict(compiled.params)
+
+    async def execute(self, conn: AsyncConnection, **values: Any) -> Any:
+        return await conn.exec_driver_sql(self.sql, tuple(
+            values[name] if name in values else self.defaults[name] for name in self.names))
+
+
+def array_of(column: Any, name: str | None = None, values: Iterable[Any] | None = None) -> Any:
+    """An array parameter of the column's type, named or given its values — a string column's
+    as ``text[]``: a cast to ``varchar(n)[]`` would cut a longer value, which could then match
+    another row."""
+    item: TypeEngine[Any] = String() if isinstance(column.type, String) else column.type
+    return bindparam(name, None if values is None else list(values), type_=ARRAY(item))
+
+
 def _array(column: Any, values: Iterable[Any]) -> Any:
-    """``values`` as one array parameter of the column's type — a string column's as ``text[]``:
-    a cast to ``varchar(n)[]`` would cut a longer value, which could then match another row; a
-    JSON document's as the text of each (an array parameter would take a list for a dimension)."""
+    """``values`` as one array parameter of the column's type (:func:`array_of`); a JSON
+    document's as the text of each (an array parameter would take a list for a dimension)."""
     if isinstance(column.type, JSON):
         return bindparam(None, [None if value is None else _json(value) for value in values],
                          type_=ARRAY(Text()))
-    item: TypeEngine[Any] = String() if isinstance(column.type, String) else column.type
-    return bindparam(None, list(values), type_=ARRAY(item))
+    return array_of(column, values=values)
 
 
 def _unnested(column: Any, values: Iterable[Any]) -> Any:
@@ -105,17 +129,6 @@ def among(conn: AsyncConnection, column: Any, values: Iterable[Any]) -> ColumnEl
     condition: ColumnElement[bool] = (column == any_(_array(column, values))
                                       if _is_postgres(conn) else column.in_(list(values)))
     return condition
-
-
-def rows_among(conn: AsyncConnection, columns: Sequence[Any],
-               rows: Iterable[Sequence[Any]]) -> ColumnElement[bool]:
-    """``(a, b, …) IN rows``; on PostgreSQL against the rows unnested from one array per column."""
-    rows = list(rows)
-    if not _is_postgres(conn):
-        return tuple_(*columns).in_(rows)
-    unnested = select(*(_unnested(column, [row[index] for row in rows])
-                        for index, column in enumerate(columns)))
-    return tuple_(*columns).in_(unnested)
 
 
 async def update_each(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]],
