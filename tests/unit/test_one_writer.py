@@ -11,6 +11,7 @@ SESSION_UPDATE = re.compile(r"update\(\s*(checkout_sessions|sessions)\s*\)|"
 # An INSERT into outbox_entries (SQLAlchemy, under either of its import names, or SQL).
 OUTBOX_INSERT = re.compile(r"\b(outbox_entries|outbox)\.insert\(|"
                            r"insert_ignoring_conflicts\(\s*conn,\s*(outbox_entries|outbox)\s*\)|"
+                           r"insert_rows\(\s*conn,\s*(outbox_entries|outbox)\b|"
                            r"INSERT INTO outbox_entries", re.IGNORECASE)
 
 
