@@ -41,10 +41,18 @@ def written(value: str | int) -> Any:
     return literal(value, literal_execute=True)
 
 
+def is_postgres(conn: AsyncConnection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def _insert(conn: AsyncConnection, table: Table) -> Any:
+    """``INSERT`` in the connection's dialect (which spells ``ON CONFLICT``)."""
+    return (postgresql if is_postgres(conn) else sqlite).insert(table)
+
+
 def insert_ignoring_conflicts(conn: AsyncConnection, table: Table) -> Any:
     """``INSERT … ON CONFLICT DO NOTHING`` in the connection's dialect."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
+    return _insert(conn, table).on_conflict_do_nothing()
 
 
 async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]],
@@ -54,24 +62,18 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Mappin
     CONFLICT DO NOTHING``; answers the ``returning`` columns of the rows inserted."""
     if not rows:
         return []
-    statement: Any
-    if _is_postgres(conn):
+    statement = _insert(conn, table)
+    parameters: list[Mapping[str, Any]] | None = list(rows)
+    if is_postgres(conn):
         names = list(rows[0])
-        statement = postgresql.insert(table).from_select(names, select(
-            *(_unnested(table.c[name], [row[name] for row in rows]) for name in names)))
-        parameters = None
-    else:
-        statement, parameters = sqlite.insert(table), list(rows)
+        statement, parameters = statement.from_select(names, select(
+            *(_unnested(table.c[name], [row[name] for row in rows]) for name in names))), None
     if ignore_conflicts:
         statement = statement.on_conflict_do_nothing()
     if returning:
         statement = statement.returning(*returning)
     result = await conn.execute(statement, parameters)
     return result.all() if returning else []
-
-
-def _is_postgres(conn: AsyncConnection) -> bool:
-    return conn.dialect.name == "postgresql"
 
 
 class Compiled:
@@ -105,15 +107,15 @@ def _array(column: Any, values: Iterable[Any]) -> Any:
     """``values`` as one array parameter of the column's type (:func:`array_of`); a JSON
     document's as the text of each (an array parameter would take a list for a dimension)."""
     if isinstance(column.type, JSON):
-        return bindparam(None, [None if value is None else _json(value) for value in values],
+        return bindparam(None, [None if value is None else document_text(value)
+                                for value in values],
                          type_=ARRAY(Text()))
     return array_of(column, values=values)
 
 
 def _unnested(column: Any, values: Iterable[Any]) -> Any:
     """The column's values as a set-returning ``unnest``, of the column's type."""
-    unnested = func.unnest(_array(column, values))
-    return cast(unnested, JSONB) if isinstance(column.type, JSON) else unnested
+    return _as_column(column, func.unnest(_array(column, values)))
 
 
 def _as_column(column: Any, value: Any) -> Any:
@@ -121,13 +123,15 @@ def _as_column(column: Any, value: Any) -> Any:
     return cast(value, JSONB) if isinstance(column.type, JSON) else value
 
 
-_json = json.JSONEncoder(separators=(",", ":")).encode
+# A JSON document as the text PostgreSQL casts to jsonb: one encoder for every document
+# (json.dumps with options builds a new one per call).
+document_text = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def among(conn: AsyncConnection, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
     """``column IN values``; on PostgreSQL ``column = ANY(array)``, one statement for any count."""
     condition: ColumnElement[bool] = (column == any_(_array(column, values))
-                                      if _is_postgres(conn) else column.in_(list(values)))
+                                      if is_postgres(conn) else column.in_(list(values)))
     return condition
 
 
@@ -140,7 +144,7 @@ async def update_each(conn: AsyncConnection, table: Table, rows: Sequence[Mappin
     if not rows:
         return
     columns = [column for column in rows[0] if column != "id"]
-    if _is_postgres(conn):
+    if is_postgres(conn):
         names = ["id", *columns]
         given = func.unnest(*(_array(table.c[name], [row[name] for row in rows])
                               for name in names)).table_valued(*names).render_derived(name="v")

@@ -15,7 +15,6 @@ An event id seen before (committed before the statement began) is a duplicate at
 its copy disagrees with the original.
 """
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -30,7 +29,7 @@ from payhook import clock
 from payhook.db.engine import RAW_INGEST_CONNECTIONS
 from payhook.db.outages import is_connection_lost
 from payhook.db.sessions import MOVE_FIELDS, VIEW_COLUMNS, postgres_move, session_view
-from payhook.db.statements import postgres_type
+from payhook.db.statements import document_text, postgres_type
 from payhook.db.tables import anomalies, outbox_entries
 from payhook.domain.decisions import Decision, decide
 from payhook.domain.events import ProviderEvent
@@ -128,10 +127,6 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
-# One encoder for every document (json.dumps with options builds a new one per call).
-_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
-
-
 class PostgresWriter:
     def __init__(self, pool: asyncpg.Pool, max_attempts: int, crypto: frozenset[str]):
         self.pool = pool
@@ -186,7 +181,7 @@ class PostgresWriter:
         values = {
             "event_row_id": event_row_id, "provider": event.provider,
             "event_id": event.event_id, "type": event.type, "session_id": event.session_id,
-            "outcome": decision.outcome, "raw": event.raw, "headers": _json(event.headers),
+            "outcome": decision.outcome, "raw": event.raw, "headers": document_text(event.headers),
             "move_to": _text(target), "move_now": now,
             "move_sources": [state.value for state in sources(target)] if target else [],
         }
@@ -194,7 +189,7 @@ class PostgresWriter:
             values[key] = _text(fields.get(name))
         shared = entry_defaults(now, self.max_attempts)
         for key, name, document in _outbox_shared():
-            values[key] = _json(shared[name]) if document else shared[name]
+            values[key] = document_text(shared[name]) if document else shared[name]
         _put_arrays(values, _outbox_arrays(), new_entries(rows.work, now, self.max_attempts))
         _put_arrays(values, _anomaly_arrays(), rows.anomalies)
         statement, names = record_statement()
@@ -231,7 +226,7 @@ def _put_arrays(values: dict[str, Any], specs: Spec, rows: Sequence[Mapping[str,
     """Rows as one list per column (JSON documents as text), named as the statement names them."""
     for key, name, document in specs:
         column = [row[name] for row in rows]
-        values[key] = [_json(value) for value in column] if document else column
+        values[key] = [document_text(value) for value in column] if document else column
 
 
 def _text(value: Any) -> Any:

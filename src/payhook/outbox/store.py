@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Integer, String, bindparam, func, select, tuple_, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from payhook.db.statements import Compiled, array_of, insert_rows, written
+from payhook.db.statements import Compiled, array_of, insert_rows, is_postgres, written
 from payhook.db.tables import outbox_entries as outbox
 from payhook.domain.decisions import dedup_key
 from payhook.ids import new_id
@@ -79,7 +79,7 @@ async def claim_due(conn: AsyncConnection, worker: str, limit: int, lease: timed
     """Lease up to ``limit`` rows: pending ones that are due, oldest due first, and running
     ones whose lease ran out (a worker died holding them)."""
     values = {"worker": worker, "limit": limit, "until": now + lease, "now": now}
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         claimed = await _claim_compiled().execute(conn, **values)
     else:
         claimed = await conn.execute(claim_statement(**values))
@@ -134,7 +134,7 @@ async def settle_done(conn: AsyncConnection, entries: Sequence[Entry],
     neither."""
     if not entries:
         return []
-    if conn.dialect.name == "postgresql":
+    if is_postgres(conn):
         settled = await _settle_compiled().execute(
             conn, ids=[entry.id for entry in entries],
             owners=[entry.locked_by for entry in entries],
