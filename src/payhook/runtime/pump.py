@@ -65,12 +65,26 @@ class Pump(Generic[C]):
         self.poll_seconds = poll_seconds
         self.sweep_seconds = sweep_seconds
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set while neither sweeping nor draining
+        self._idle.set()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     def nudge(self) -> None:
         """Something was committed: drain now rather than at the next poll."""
         self._wake.set()
+
+    @property
+    def busy(self) -> bool:
+        """Sweeping or draining: anything committed now is claimed by the drain in hand (it
+        claims until nothing is due), or by the one a nudge during it leads to."""
+        return not self._idle.is_set()
+
+    async def until_idle(self, timeout: float) -> None:
+        """Wait until the pump is neither sweeping nor draining, at most ``timeout`` seconds."""
+        if self.busy:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), timeout)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="payhook-outbox-pump")
@@ -98,10 +112,14 @@ class Pump(Generic[C]):
             if self._stopping:
                 return
             try:
-                if time.monotonic() - last_sweep >= self.sweep_seconds:
-                    last_sweep = time.monotonic()
-                    await sweep(self.drainer.engine, self.max_attempts, self.keep)
-                await self.drainer.drain()
+                self._idle.clear()
+                try:
+                    if time.monotonic() - last_sweep >= self.sweep_seconds:
+                        last_sweep = time.monotonic()
+                        await sweep(self.drainer.engine, self.max_attempts, self.keep)
+                    await self.drainer.drain()
+                finally:
+                    self._idle.set()
                 wait = await self._until_next_due()
             except Exception:  # noqa: BLE001 - a database outage must not stop the pump
                 log.exception("drain failed; retrying at the next poll")

@@ -4,6 +4,8 @@
   Redis does; arq's nudges make it prompt.
 * arq's ``Worker.main`` raises (and arq's own CLI exits) when Redis drops: here the worker is
   closed and started again, with backoff, until Redis is back.
+* arq's poll of Redis waits while the pump is draining and no job was found
+  (:class:`PumpedWorker`): a busy pump needs no nudge.
 * SIGTERM/SIGINT: stop taking jobs, let the batch in hand settle, close, exit 0.
 """
 
@@ -20,6 +22,7 @@ from payhook.config import Settings
 from payhook.db.engine import create_engine
 from payhook.observability import configure_logging
 from payhook.runtime import close_pump, start_pump
+from payhook.runtime.pump import Pump
 from payhook.worker import WORKER_OPTIONS, redis_settings
 
 log = logging.getLogger("payhook.worker")
@@ -28,6 +31,7 @@ INITIAL_BACKOFF_SECONDS = 0.2
 MAX_BACKOFF_SECONDS = 5.0
 STABLE_SECONDS = 10.0
 GRACE_SECONDS = 20.0  # a worker that ran this long before failing starts the backoff over
+HOLD_SECONDS = 1.0  # the longest arq's poll waits for a busy pump
 
 
 def run(settings: Settings) -> int:
@@ -43,9 +47,31 @@ def run(settings: Settings) -> int:
     return 0
 
 
+class PumpedWorker(Worker):
+    """arq's worker, whose poll of Redis waits while the pump is busy and the last poll found
+    no job: a nudge only wakes the pump, which is awake, and the drain in hand claims until
+    nothing is due — so under load arq no longer asks Redis 100 times a second for nothing.
+    It polls at once when the pump goes idle, at its usual pace while jobs are queued, and at
+    least every :data:`HOLD_SECONDS` (arq keeps its health record and cron from the poll)."""
+
+    def __init__(self, pump: Pump[Any], **options: Any):
+        super().__init__(**options)
+        self.pump = pump
+        self.found_jobs = True
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        self.found_jobs = bool(job_ids)
+        await super().start_jobs(job_ids)
+
+    async def _poll_iteration(self) -> None:
+        if not self.found_jobs:
+            await self.pump.until_idle(HOLD_SECONDS)
+        await super()._poll_iteration()
+
+
 def _worker(settings: Settings, ctx: dict[str, Any]) -> Worker:
-    return Worker(redis_settings=redis_settings(settings), ctx=ctx, handle_signals=False,
-                  **WORKER_OPTIONS)
+    return PumpedWorker(ctx["pump"], redis_settings=redis_settings(settings), ctx=ctx,
+                        handle_signals=False, **WORKER_OPTIONS)
 
 
 async def _close(worker: Worker) -> None:
