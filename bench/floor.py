@@ -1,16 +1,17 @@
 """The floor under ``make bench-worker``'s throughput: a paid session's two network calls alone.
 
-One POST through the worker's client, aiohttp under httpx's API (at most 8 in flight, the
-worker's limit per merchant origin; the same POST through httpx's own transport is measured
-beside it), and one aiosmtplib message (over 4 kept-open connections, as the worker's mailer),
-run in a process of their own against the endpoint and inbox ``bench.worker`` runs, on uvloop
-as the worker is. The CPU they cost per session is what no change to payhook's own code can go
-below with this stack:
+One POST as the worker makes it, ``MerchantClient.post_bounded`` straight to aiohttp (at most
+8 in flight, the worker's limit per merchant origin; the same POST through httpx's own
+transport, and through httpx's API over aiohttp, are measured beside it), and one aiosmtplib
+message (over 4 kept-open connections, as the worker's mailer), run in a process of their own
+against the endpoint and inbox ``bench.worker`` runs, on uvloop as the worker is. The CPU they
+cost per session is what no change to payhook's own code can go below with this stack:
 
     .venv/bin/python -m bench.floor --http http://127.0.0.1:PORT/hook --smtp 127.0.0.1:PORT
 
 It prints one JSON object: microseconds of this process's CPU per POST (``post_us``, the worker's
-client; ``httpx_post_us``, plain httpx) and per message.
+way; ``httpx_api_post_us``, httpx's API over the same aiohttp transport; ``httpx_post_us``,
+plain httpx) and per message.
 """
 
 import argparse
@@ -24,7 +25,7 @@ import aiosmtplib
 import httpx
 import uvloop
 
-from payhook.effects.transport import merchant_client
+from payhook.effects.transport import MerchantClient, merchant_client
 
 POSTS_IN_FLIGHT = 8
 SMTP_CONNECTIONS = 4
@@ -42,14 +43,21 @@ def aiohttp_client() -> httpx.AsyncClient:
     return merchant_client(allow_private=True)
 
 
-async def posts(url: str, count: int, client: Callable[[], httpx.AsyncClient]) -> None:
+async def posts(url: str, count: int, client: Callable[[], httpx.AsyncClient],
+                bounded: bool = False) -> None:
+    """``count`` POSTs, through httpx's API or (``bounded``) the worker's own way."""
     gate = asyncio.Semaphore(POSTS_IN_FLIGHT)
+    headers = {"content-type": "application/json"}
     async with client() as http:
         async def one() -> None:
-            async with gate, http.stream("POST", url, content=BODY, headers={
-                    "content-type": "application/json"}) as answer:
-                async for _ in answer.aiter_bytes():
-                    pass
+            async with gate:
+                if bounded:
+                    assert isinstance(http, MerchantClient)
+                    await http.post_bounded(url, BODY, headers, 4096)
+                    return
+                async with http.stream("POST", url, content=BODY, headers=headers) as answer:
+                    async for _ in answer.aiter_bytes():
+                        pass
 
         await asyncio.gather(*(one() for _ in range(count)))
 
@@ -85,10 +93,12 @@ async def cpu_per_call(run: Callable[[int], Awaitable[None]], count: int) -> flo
 async def main(args: argparse.Namespace) -> dict[str, float]:
     host, _, port = args.smtp.rpartition(":")
     httpx_us = await cpu_per_call(lambda n: posts(args.http, n, httpx_client), args.count)
-    post_us = await cpu_per_call(lambda n: posts(args.http, n, aiohttp_client), args.count)
+    api_us = await cpu_per_call(lambda n: posts(args.http, n, aiohttp_client), args.count)
+    post_us = await cpu_per_call(lambda n: posts(args.http, n, aiohttp_client, bounded=True),
+                                 args.count)
     mail_us = await cpu_per_call(lambda n: messages(host, int(port), n), args.count)
-    return {"post_us": round(post_us), "httpx_post_us": round(httpx_us),
-            "mail_us": round(mail_us)}
+    return {"post_us": round(post_us), "httpx_api_post_us": round(api_us),
+            "httpx_post_us": round(httpx_us), "mail_us": round(mail_us)}
 
 
 if __name__ == "__main__":

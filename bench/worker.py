@@ -441,8 +441,9 @@ def render(meta: dict[str, Any], results: dict[str, Any]) -> str:
         f"{ingest['app_cpu_ms']:.2f} ms per webhook = {results['cpu_ratio']:.2f} (target <= "
         f"{TARGET_CPU_RATIO:g}, stretch 1.5) -> "
         f"{'met' if results['cpu_ratio'] <= TARGET_CPU_RATIO else 'MISSED'}",
-        f"  client floor          : one POST {floor['post_us']} us (aiohttp transport; "
-        f"httpx's own {floor['httpx_post_us']} us) + one aiosmtplib "
+        f"  client floor          : one POST {floor['post_us']} us (the worker's, straight to "
+        f"aiohttp; httpx's API over aiohttp {floor['httpx_api_post_us']} us, httpx's own "
+        f"{floor['httpx_post_us']} us) + one aiosmtplib "
         f"message {floor['mail_us']} us of CPU (bench/floor.py, a process of their own) = "
         f"{floor['per_session_ms']:.2f} ms per session before any other work: one core could "
         f"do at most {floor['one_core_sessions_per_s']} sessions/s, a ratio of at most "

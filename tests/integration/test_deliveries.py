@@ -22,6 +22,7 @@ from payhook.db.tables import (
 from payhook.domain.decisions import ACCESS_LINK, FAILED, NOTIFY, PAID
 from payhook.effects.context import OriginGates
 from payhook.effects.deliveries import DELIVER
+from payhook.effects.transport import merchant_client
 from payhook.ids import new_id
 from payhook.outbox.drain import NotReady
 from payhook.outbox.retry import RetryPolicy
@@ -173,8 +174,7 @@ async def test_a_hanging_endpoint_times_out_as_a_failed_attempt(client, app, mer
                                                                drain):
     server.answer = "hang"
     await drain.context.http.aclose()
-    drain.context.http = httpx.AsyncClient(timeout=httpx.Timeout(0.5), follow_redirects=False,
-                                           trust_env=False)
+    drain.context.http = merchant_client(allow_private=True, timeout=httpx.Timeout(0.5))
     await endpoint_for(client, merchant, server)
     await flows.paid_session(client, merchant)
     await drain.drain()

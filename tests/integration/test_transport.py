@@ -173,3 +173,22 @@ async def test_the_deadline_ends_a_hanging_try_and_a_refused_one_says_so(dns, cl
         await deliveries.post(client, f"http://{PUBLIC}:{closed_port}/hook", BODY, HEADERS)
     described = deliveries._describe(caught.value)
     assert "timed out" not in described and "Cannot connect" in described
+
+
+async def test_httpx_api_of_the_same_client_keeps_the_checks(dns, client):
+    """Deliveries POST past httpx's layers (``post_bounded``); the client's httpx API, over the
+    same aiohttp session, refuses what a delivery refuses and follows no redirect either."""
+    answers, lookups = dns
+    async with http_peer.running(PUBLIC) as shop, http_peer.running(INTERNAL, shop.port) as lan:
+        shop.close = True
+        answers["rebind.example"] = [PUBLIC, INTERNAL]
+        url = f"http://rebind.example:{shop.port}/hook"
+        assert (await client.post(url, content=BODY, headers=HEADERS)).status_code == 200
+        with pytest.raises(net.ForbiddenAddress, match=INTERNAL):
+            await client.post(url, content=BODY, headers=HEADERS)
+        with pytest.raises(net.ForbiddenAddress):
+            await client.post(f"http://{INTERNAL}:{lan.port}/", content=BODY)
+        assert lookups == ["rebind.example"] * 2 and lan.connections == 0
+        shop.answer = "redirect"
+        answer = await client.post(f"http://{PUBLIC}:{shop.port}/hook", content=BODY)
+        assert answer.status_code == 302 and len(shop.requests) == 2

@@ -6,14 +6,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payhook.config import ConfigError, Settings
 from payhook.crypto import Sealer
 from payhook.effects.chain import Chain
 from payhook.effects.mailer import Mailer
-from payhook.effects.transport import merchant_client
+from payhook.effects.transport import MerchantClient, merchant_client
 from payhook.services.access import AccessLinks
 from payhook.services.api_keys import KeyHasher
 
@@ -50,7 +49,7 @@ class OriginGates:
 class EffectContext:
     settings: Settings
     engine: AsyncEngine
-    http: httpx.AsyncClient
+    http: MerchantClient
     sealer: Sealer
     hasher: KeyHasher
     links: AccessLinks

@@ -37,6 +37,7 @@ from payhook.db.tables import webhook_endpoints as endpoints
 from payhook.domain.decisions import DELIVER
 from payhook.effects.context import EffectContext
 from payhook.effects.delivery_plan import Attempt, Record, Target, plan, settle
+from payhook.effects.transport import MerchantClient
 from payhook.ids import new_id
 from payhook.outbox.drain import Outcome
 from payhook.outbox.store import Entry
@@ -127,18 +128,12 @@ def signed_headers(secrets: Sequence[str], event_id: str, raw: bytes,
 Answer = tuple[int, str, float | None]  # status, a snippet of the body, Retry-After seconds
 
 
-async def post(http: httpx.AsyncClient, url: str, raw: bytes,
-               headers: dict[str, str]) -> Answer:
+async def post(http: MerchantClient, url: str, raw: bytes, headers: dict[str, str]) -> Answer:
     """POST ``raw`` to ``url``; of the answer only the first READ_LIMIT_BYTES are read. Which
     addresses the client may connect to is its own business (:mod:`payhook.effects.transport`)."""
-    async with http.stream("POST", url, content=raw, headers=headers) as response:
-        read = b""
-        async for chunk in response.aiter_bytes():
-            read += chunk
-            if len(read) >= READ_LIMIT_BYTES:
-                break
-        return (response.status_code, snippet(read),
-                retry_after(response.headers.get("retry-after")))
+    status_code, read, retry_after_header = await http.post_bounded(url, raw, headers,
+                                                                    READ_LIMIT_BYTES)
+    return status_code, snippet(read), retry_after(retry_after_header)
 
 
 def snippet(read: bytes) -> str:
