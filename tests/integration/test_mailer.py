@@ -10,11 +10,11 @@ from payhook.effects.mailer import Mailer
 from tests.smtp_inbox import Inbox, running_inbox
 
 
-def message(to: str) -> EmailMessage:
+def message(to: str) -> tuple[str, bytes]:
     mail = EmailMessage()
     mail["From"], mail["To"], mail["Subject"] = "shop@payhook.test", to, "hello"
     mail.set_content("hi")
-    return mail
+    return to, mail.as_bytes()
 
 
 def connected(mailer: Mailer) -> list:
@@ -25,7 +25,7 @@ async def test_messages_sent_at_once_share_a_few_connections():
     with running_inbox() as inbox:
         mailer = Mailer.from_url(inbox.url, "payhook@payhook.test")
         try:
-            await asyncio.gather(*(mailer.send(message(f"{n}@shop.example")) for n in range(20)))
+            await asyncio.gather(*(mailer.send(*message(f"{n}@shop.example")) for n in range(20)))
             assert 1 < len(connected(mailer)) <= len(mailer._pool.links)
         finally:
             await mailer.close()
@@ -38,9 +38,9 @@ async def test_one_connection_for_many_messages_and_a_reconnect():
     with running_inbox() as inbox:
         mailer = Mailer.from_url(inbox.url, "payhook@payhook.test")
         try:
-            await mailer.send(message("a@shop.example"))
+            await mailer.send(*message("a@shop.example"))
             [first] = connected(mailer)
-            await mailer.send(message("b@shop.example"))
+            await mailer.send(*message("b@shop.example"))
             assert connected(mailer) == [first]  # the same connection
             port = first.port
         finally:
@@ -53,11 +53,11 @@ async def test_one_connection_for_many_messages_and_a_reconnect():
     mailer = Mailer.from_url(f"smtp://127.0.0.1:{port}", "payhook@payhook.test")
     controller.start()
     try:
-        await mailer.send(message("c@shop.example"))
+        await mailer.send(*message("c@shop.example"))
         controller.stop()
         controller = Controller(later, hostname="127.0.0.1", port=port)
         controller.start()
-        await mailer.send(message("d@shop.example"))
+        await mailer.send(*message("d@shop.example"))
     finally:
         await mailer.close()
         controller.stop()

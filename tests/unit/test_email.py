@@ -1,5 +1,7 @@
 """PAYHOOK_SMTP_URL parsing and the customer's message."""
 
+from email import message_from_bytes
+from email.header import decode_header, make_header
 from types import SimpleNamespace
 
 import pytest
@@ -49,10 +51,26 @@ def test_the_message_carries_the_link():
     session = SimpleNamespace(id="cs_1", customer_email="ada@example.com", customer_name="Ada",
                               customer_access_url="https://pay.example/access/cs_1?token=t.o.k",
                               customer_access_expires_at=None)
-    message = compose(session, "shop@example.com")
+    wire = compose(session, "shop@example.com")
+    assert b"\r\n" in wire and b"\n" not in wire.replace(b"\r\n", b"")  # CRLF line ends only
+    message = message_from_bytes(wire)
     assert (message["From"], message["To"]) == ("shop@example.com", "ada@example.com")
+    assert message["Subject"] == "Your payment is complete: your access link"
+    assert message.get_content_type() == "text/plain"
+    assert message.get_content_charset() == "utf-8" and message["Date"] and message["Message-ID"]
     body = message.get_payload(decode=True).decode()
     assert "https://pay.example/access/cs_1?token=t.o.k" in body and body.startswith("Hello Ada,")
+
+
+def test_text_and_headers_beyond_ascii_arrive_intact():
+    session = SimpleNamespace(id="cs_1", customer_email="zoë@example.com", customer_name="Zoë",
+                              customer_access_url="https://pay.example/access/cs_1?token=t",
+                              customer_access_expires_at=None)
+    wire = compose(session, "shop@example.com")
+    assert wire.isascii()
+    message = message_from_bytes(wire)
+    assert str(make_header(decode_header(message["To"]))) == "zoë@example.com"
+    assert message.get_payload(decode=True).decode().startswith("Hello Zoë,")
 
 
 @pytest.mark.parametrize("sender", ["shop@example.com\r\nBcc: all@example.com", "a@b\nX: y"])

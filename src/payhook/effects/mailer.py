@@ -3,8 +3,6 @@ kept-open connections, each used by one sender at a time."""
 
 import asyncio
 from dataclasses import dataclass, field
-from email.message import Message
-from email.policy import compat32
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -14,7 +12,6 @@ _SCHEMES = {"smtp": (25, False, False), "smtp+starttls": (587, False, True),
             "smtps": (465, True, False)}
 _TIMEOUT_SECONDS = 10.0
 CONNECTIONS = 4
-_WIRE = compat32.clone(linesep="\r\n")
 
 
 @dataclass
@@ -65,16 +62,16 @@ class Mailer:
                    username=unquote(parts.username) if parts.username else None,
                    password=unquote(parts.password) if parts.password else None)
 
-    async def send(self, message: Message) -> None:
-        """Over a kept-open SMTP connection (a new one per message costs more than the
-        message); a connection the server has closed meanwhile is opened again, once."""
+    async def send(self, recipient: str, message: bytes) -> None:
+        """``message`` (as it goes on the wire) to ``recipient``, over a kept-open SMTP
+        connection (a new one per message costs more than the message); a connection the
+        server has closed meanwhile is opened again, once."""
         link = await self._pool.idle.get()
         try:
             for attempt in (1, 2):
                 client = await self._connected(link)
                 try:
-                    await client.sendmail(self.sender, [message["To"]],
-                                          message.as_bytes(policy=_WIRE))
+                    await client.sendmail(self.sender, [recipient], message)
                     return
                 except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
                     await _quit(link)

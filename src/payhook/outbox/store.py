@@ -26,6 +26,11 @@ MAX_ERRORS_KEPT = 50
 MAX_ERROR_LENGTH = 2000
 
 
+# What a claim reads back: an Entry's fields, no more (every column read is decoded).
+CLAIMED = (outbox.c.id, outbox.c.kind, outbox.c.payload, outbox.c.attempts, outbox.c.max_attempts,
+           outbox.c.errors, outbox.c.locked_by, outbox.c.created_at)
+
+
 @dataclass(frozen=True)
 class Entry:
     """A claimed row: what a handler needs and what the fence checks."""
@@ -110,7 +115,7 @@ def claim_statement(worker: Any, limit: Any, until: Any, now: Any) -> Any:
             .where(outbox.c.id.in_(due))
             .values(status="running", locked_by=worker, locked_until=until,
                     attempts=outbox.c.attempts + 1, updated_at=now)
-            .returning(*outbox.c))
+            .returning(*CLAIMED))
 
 
 @cache
