@@ -15,7 +15,6 @@ URL's host), so DNS cannot swap in an internal address after the check.
 """
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -25,7 +24,7 @@ from functools import partial
 
 import aiohttp
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import Text, cast, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from standardwebhooks.webhooks import Webhook
 
@@ -70,7 +69,9 @@ async def _targets(engine: AsyncEngine, entries: Sequence[Entry]) -> Mapping[str
     async with reading(engine) as conn:
         return {row.id: Target(**row._mapping) for row in await conn.execute(
             select(deliveries.c.id, deliveries.c.endpoint_id, deliveries.c.event_id,
-                   deliveries.c.body, deliveries.c.status, endpoints.c.url,
+                   # As text: what is POSTed, never decoded into objects to be encoded again.
+                   cast(deliveries.c.body, Text).label("body"), deliveries.c.status,
+                   endpoints.c.url,
                    endpoints.c.sealed_secret, endpoints.c.status.label("endpoint_status"),
                    endpoints.c.failing_since, endpoints.c.previous_secret,
                    endpoints.c.previous_secret_expires_at)
@@ -92,7 +93,7 @@ async def _try(context: EffectContext, target: Target) -> Attempt:
     try:
         async with asyncio.timeout(context.deadline):
             async with context.origins.hold(target.url):
-                raw = json.dumps(target.body, separators=(",", ":")).encode()
+                raw = target.body.encode()
                 now = clock.now()
                 headers = signed_headers([context.sealer.open(sealed)
                                           for sealed in target.secrets(now)],

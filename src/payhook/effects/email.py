@@ -76,8 +76,8 @@ async def send_access_emails(context: "EffectContext", entries: Sequence[Entry])
 
 
 async def _send(mailer: Mailer, session: Any, deadline: float) -> None:
-    await asyncio.wait_for(
-        mailer.send(session.customer_email, compose(session, mailer.sender)), deadline)
+    async with asyncio.timeout(deadline):  # wait_for would run the send as a task of its own
+        await mailer.send(session.customer_email, compose(session, mailer.sender))
 
 
 SUBJECT = "Your payment is complete: your access link"

@@ -12,12 +12,18 @@ from payhook.ids import new_id
 from payhook.outbox.drain import Outcome
 from payhook.outbox.store import Entry
 
+# What an invoice copies from its session.
+INVOICED = (checkout_sessions.c.merchant_id, checkout_sessions.c.mode, checkout_sessions.c.amount,
+            checkout_sessions.c.currency, checkout_sessions.c.payment_provider,
+            checkout_sessions.c.provider_reference)
+
 
 async def create_invoices(_context: EffectContext, _entries: Sequence[Entry]) -> Outcome:
     """Everything happens in the writes: one INSERT for the batch, conflicts ignored."""
 
     async def write(conn: AsyncConnection, held: Sequence[Entry]) -> None:
-        paid = await paid_sessions(conn, (entry.payload["session_id"] for entry in held))
+        paid = await paid_sessions(conn, (entry.payload["session_id"] for entry in held),
+                                   *INVOICED)
         now = clock.now()
         created = await insert_rows(conn, invoices, [
             {"id": new_id("in"), "session_id": session.id, "merchant_id": session.merchant_id,

@@ -46,9 +46,11 @@ class Entry:
 
     @classmethod
     def from_row(cls, row: Any) -> "Entry":
-        return cls(id=row.id, kind=row.kind, payload=row.payload, attempts=row.attempts,
-                   max_attempts=row.max_attempts, errors=list(row.errors or []),
-                   locked_by=row.locked_by, created_at=row.created_at)
+        """A row of :data:`CLAIMED`'s columns, in their order (by position: a claim makes one
+        per row, and a row's attributes by name cost more than the rest of it)."""
+        row_id, kind, payload, attempts, max_attempts, errors, locked_by, created_at = row
+        return cls(row_id, kind, payload, attempts, max_attempts, list(errors or []), locked_by,
+                   created_at)
 
 
 def new_entry(kind: str, payload: dict[str, Any], now: datetime, max_attempts: int,
