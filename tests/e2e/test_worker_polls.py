@@ -5,6 +5,7 @@ pump — at most HOLD_SECONDS, so a queued nudge still runs and arq's health rec
 import asyncio
 import contextlib
 import warnings
+from types import SimpleNamespace
 
 from arq import create_pool
 from arq.connections import RedisSettings
@@ -15,7 +16,7 @@ from payhook.db.engine import create_engine
 from payhook.db.tables import outbox_entries
 from payhook.outbox import store
 from payhook.outbox.drain import Drainer, each
-from payhook.outbox.nudge import DRAIN_JOB
+from payhook.outbox.nudge import DRAIN_JOB, ArqNudger
 from payhook.outbox.retry import RetryPolicy
 from payhook.runtime.pump import Pump
 from payhook.worker import WORKER_OPTIONS
@@ -89,3 +90,35 @@ async def test_arq_polls_wait_while_the_pump_drains(pg_url, redis_server, monkey
         await pump.stop()
         await nudges.aclose()
         await engine.dispose()
+
+
+async def test_nudges_while_no_worker_runs_wait_in_redis_as_one_job(redis_server):
+    """Every nudge of the web process is the one job id: a burst of commits while the worker is
+    down queues one job; once a worker has run it, the next nudge is queued again."""
+    settings = RedisSettings.from_dsn(redis_server.url)
+    queue = await create_pool(settings)
+    nudger = ArqNudger(redis_server.url)
+    woken: list[str] = []
+    try:
+        for _ in range(20):
+            nudger.nudge()
+            await asyncio.sleep(0.002)  # some enqueues land apart, some fold into one
+        await nudger.close()
+        assert await queue.zcard("arq:queue") == 1
+
+        pump = SimpleNamespace(nudge=lambda: woken.append("nudge"))
+        worker = Worker(redis_settings=settings, ctx={"pump": pump}, burst=True,
+                        handle_signals=False, **WORKER_OPTIONS)
+        with warnings.catch_warnings():  # arq 0.28 closes its Redis pool the deprecated way
+            warnings.simplefilter("ignore", DeprecationWarning)
+            await worker.main()
+            await worker.close()
+        assert woken and await queue.zcard("arq:queue") == 0
+
+        nudger = ArqNudger(redis_server.url)
+        nudger.nudge()
+        await nudger.close()
+        assert await queue.zcard("arq:queue") == 1
+    finally:
+        await nudger.close()
+        await queue.aclose()

@@ -1,6 +1,12 @@
 """Nudging the arq worker after a commit, coalesced: at most one enqueue in flight, and every
 nudge that arrives meanwhile folds into one more. A lost nudge (Redis down, flushed) only delays
-work until the worker's next poll of the outbox table — the table, not Redis, is the record."""
+work until the worker's next poll of the outbox table — the table, not Redis, is the record.
+
+At most one nudge waits in Redis: every nudge is the job id :data:`DRAIN_JOB`, and arq queues no
+job whose id is queued or running already. A queued nudge covers whatever is committed before
+it runs; one that is running has woken a pump whose drain claims until nothing is due and then
+looks for the next due row, so a commit meanwhile is claimed by it. A thousand webhooks taken
+while the worker was down or busy cost it one job, not a thousand."""
 
 import asyncio
 import logging
@@ -33,7 +39,7 @@ class ArqNudger:
             try:
                 if self._pool is None:
                     self._pool = await create_pool(self._settings)
-                await self._pool.enqueue_job(DRAIN_JOB)
+                await self._pool.enqueue_job(DRAIN_JOB, _job_id=DRAIN_JOB)
             except (RedisError, OSError) as error:
                 log.warning("nudge not sent (%s); the worker's poll will pick the work up",
                             type(error).__name__)
