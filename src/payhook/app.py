@@ -1,7 +1,6 @@
 """The Starlette application: routes, middleware and error handlers from lists, and a lifespan
 that builds the engine (and, in later work, the embedded drainer)."""
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +21,7 @@ from payhook.effects.chain import Chain
 from payhook.ingest import open_storage
 from payhook.observability import Metrics
 from payhook.outbox.nudge import ArqNudger
-from payhook.runtime import close_pump, start_pump
+from payhook.runtime import close_pump, keep_out_of_collection, start_pump
 from payhook.services.access import AccessLinks
 from payhook.services.api_keys import KeyHasher
 
@@ -67,10 +66,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = True
                                                             settings),
         )
         log.info("payhook started", extra={"embedded": settings.is_embedded})
-        # What start-up built lives as long as the process: out of the collector's sight, so
-        # a full collection under load walks only what requests made (its pauses are p99).
-        gc.collect()
-        gc.freeze()
+        keep_out_of_collection()
         try:
             yield
         finally:

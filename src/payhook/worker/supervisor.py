@@ -21,7 +21,7 @@ from arq.worker import Worker
 from payhook.config import Settings
 from payhook.db.engine import create_engine
 from payhook.observability import configure_logging
-from payhook.runtime import close_pump, start_pump
+from payhook.runtime import close_pump, keep_out_of_collection, start_pump
 from payhook.runtime.pump import Pump
 from payhook.worker import WORKER_OPTIONS, redis_settings
 
@@ -93,6 +93,7 @@ async def _stop_gracefully(worker: Worker, running: asyncio.Task[None]) -> None:
 async def supervise(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
     pump = await start_pump(settings, engine)
+    keep_out_of_collection()
     ctx: dict[str, Any] = {"pump": pump}
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
