@@ -20,6 +20,8 @@ from payhook.redaction import redact
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# One encoder for every line (json.dumps with an option builds a new one per call).
+_line = json.JSONEncoder(default=str).encode
 
 
 class RequestIdFilter(logging.Filter):
@@ -47,7 +49,7 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = redact(self.formatException(record.exc_info))
         if record.stack_info:
             entry["stack"] = redact(self.formatStack(record.stack_info))
-        return json.dumps(entry, default=str)
+        return _line(entry)
 
 
 def configure_logging(level: str = "INFO") -> None:
