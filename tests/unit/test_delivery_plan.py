@@ -26,7 +26,7 @@ def row(n: int, attempts: int = 1, max_attempts: int = 3) -> Entry:
 
 def target(n: int, status: str = "pending", endpoint_status: str = "enabled",
            failing_since: datetime | None = None) -> Target:
-    return Target(id=f"dl_{n}", endpoint_id=f"we_{n}", event_id="evt_1", body="{}",
+    return Target(id=f"dl_{n}", endpoint_id=f"we_{n}", event_id="evt_1", body={},
                   status=status, url="https://shop.example/hook", sealed_secret=b"",
                   endpoint_status=endpoint_status, failing_since=failing_since)
 
@@ -88,7 +88,7 @@ def test_an_endpoint_failing_past_the_limit_is_disabled_and_a_delivery_ends_the_
 
 
 def test_both_secrets_sign_until_the_old_one_expires():
-    rotated = Target(id="dl_1", endpoint_id="we_1", event_id="evt_1", body="{}",
+    rotated = Target(id="dl_1", endpoint_id="we_1", event_id="evt_1", body={},
                      status="pending", url="https://shop.example/hook", sealed_secret=b"new",
                      endpoint_status="enabled", previous_secret=b"old",
                      previous_secret_expires_at=NOW + timedelta(seconds=1))

@@ -36,4 +36,8 @@ def notified_event_id(entry_id: str) -> str:
 
 def wire(body: dict[str, Any]) -> str:
     """An event's body as the bytes a delivery POSTs (compact JSON, ASCII-escaped)."""
-    return json.dumps(body, separators=(",", ":"))
+    return _compact(body)
+
+
+# One encoder for every body (json.dumps with an option builds a new one per call).
+_compact = json.JSONEncoder(separators=(",", ":")).encode

@@ -24,7 +24,7 @@ from functools import partial
 
 import aiohttp
 import httpx
-from sqlalchemy import Text, cast, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from standardwebhooks.webhooks import Webhook
 
@@ -34,6 +34,7 @@ from payhook.db.statements import among, insert_rows, update_each
 from payhook.db.tables import deliveries, delivery_attempts
 from payhook.db.tables import webhook_endpoints as endpoints
 from payhook.domain.decisions import DELIVER
+from payhook.domain.webhooks import wire
 from payhook.effects.context import EffectContext
 from payhook.effects.delivery_plan import Attempt, Record, Target, plan, settle
 from payhook.effects.transport import MerchantClient
@@ -69,9 +70,7 @@ async def _targets(engine: AsyncEngine, entries: Sequence[Entry]) -> Mapping[str
     async with reading(engine) as conn:
         return {row.id: Target(**row._mapping) for row in await conn.execute(
             select(deliveries.c.id, deliveries.c.endpoint_id, deliveries.c.event_id,
-                   # As text: what is POSTed, never decoded into objects to be encoded again.
-                   cast(deliveries.c.body, Text).label("body"), deliveries.c.status,
-                   endpoints.c.url,
+                   deliveries.c.body, deliveries.c.status, endpoints.c.url,
                    endpoints.c.sealed_secret, endpoints.c.status.label("endpoint_status"),
                    endpoints.c.failing_since, endpoints.c.previous_secret,
                    endpoints.c.previous_secret_expires_at)
@@ -93,7 +92,7 @@ async def _try(context: EffectContext, target: Target) -> Attempt:
     try:
         async with asyncio.timeout(context.deadline):
             async with context.origins.hold(target.url):
-                raw = target.body.encode()
+                raw = wire(target.body).encode()
                 now = clock.now()
                 headers = signed_headers([context.sealer.open(sealed)
                                           for sealed in target.secrets(now)],

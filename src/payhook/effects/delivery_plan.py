@@ -11,6 +11,7 @@ endpoint's health becomes. :mod:`payhook.effects.deliveries` reads, POSTs and wr
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from payhook.domain.webhooks import failed_too_long
 from payhook.outbox.drain import NotReady, RetryLater
@@ -32,7 +33,7 @@ class Target:
     id: str
     endpoint_id: str
     event_id: str
-    body: str  # the event as JSON text, POSTed as it is stored
+    body: dict[str, Any]
     status: str  # the delivery's
     url: str
     sealed_secret: bytes
