@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 
 from payhook import providers
 from payhook.api import admin, console, merchant, openapi, pages, public, webhooks
-from payhook.api.errors import HANDLERS, AnswerEveryError
+from payhook.api.errors import HANDLERS
 from payhook.api.middleware import Observe
 from payhook.api.state import AppState
 from payhook.config import Settings, load_settings
@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, embedded_worker: bool = True
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(Observe, metrics=metrics), Middleware(AnswerEveryError)],
+        middleware=[Middleware(Observe, metrics=metrics)],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -2,8 +2,9 @@
 
 ``{"error": {"type", "code", "message", "param"}}``. Storage failures are 503 (retry); anything
 unexpected is a 500 with no detail (logged with its traceback, never sent). Route handlers map
-what they can (inside route middleware, so its headers apply); :class:`AnswerEveryError` answers
-whatever escapes them, so that no error ever reaches the server.
+what they can (inside route middleware, so its headers apply); :func:`answer_escaped` answers
+whatever escapes them (called by the outermost middleware,
+:class:`payhook.api.middleware.Observe`), so that no error ever reaches the server.
 """
 
 import logging
@@ -14,7 +15,7 @@ from sqlalchemy import exc as sa
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from payhook.db.outages import is_storage_outage
 from payhook.errors import (
@@ -79,36 +80,14 @@ async def on_unexpected(_request: Request, error: Exception) -> Response:
     return error_response(PayhookError("internal error"))
 
 
-class AnswerEveryError:
-    """ASGI middleware: an error that escaped the route handlers is answered here (503 for a
-    storage outage, else 500) and not raised further. Starlette's outermost middleware would
+async def answer_escaped(error: Exception, scope: Scope, receive: Receive, send: Send) -> None:
+    """An error that escaped the route handlers, answered (503 for a storage outage, else 500)
+    and not raised further, when no answer has started. Starlette's outermost middleware would
     answer it too but then re-raise it, and uvicorn closes the connection of an app that
-    raised: the client's next request on that keep-alive connection got no answer at all. An
-    error after the answer started is still raised: that connection cannot carry on."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_tracked)
-        except Exception as error:
-            if started:
-                raise
-            request = Request(scope)
-            answer = (storage_unavailable(error) if is_storage_outage(error)
-                      else await on_unexpected(request, error))
-            await answer(scope, receive, send)
+    raised: the client's next request on that keep-alive connection got no answer at all."""
+    answer = (storage_unavailable(error) if is_storage_outage(error)
+              else await on_unexpected(Request(scope), error))
+    await answer(scope, receive, send)
 
 
 HANDLERS: dict[Any, Any] = {
@@ -120,5 +99,5 @@ HANDLERS: dict[Any, Any] = {
     asyncpg.PostgresError: on_storage_error,
     asyncpg.InterfaceError: on_storage_error,
     asyncpg.InternalClientError: on_storage_error,
-    Exception: on_unexpected,  # what escapes AnswerEveryError: an error after the answer began
+    Exception: on_unexpected,  # what escapes answer_escaped: an error after the answer began
 }
