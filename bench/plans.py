@@ -19,7 +19,7 @@ from payhook import clock
 from payhook.db.sessions import session_view
 from payhook.domain.decisions import decide
 from payhook.domain.events import Intent, ProviderEvent
-from payhook.ingest.postgres import READ_SESSION, PostgresWriter
+from payhook.ingest.postgres import READ_SESSIONS, PostgresWriter
 from payhook.outbox import store
 from payhook.services import retention
 
@@ -42,7 +42,7 @@ class _Capture:
 
 
 async def _record_statement(conn: asyncpg.Connection, session: str) -> tuple[str, tuple[Any, ...]]:
-    row = await conn.fetchrow(READ_SESSION, session)
+    row = await conn.fetchrow(READ_SESSIONS, [session])
     now = clock.now()
     event = ProviderEvent(
         provider="stripe", event_id=f"evt_plan_{session}", type="payment_intent.succeeded",
@@ -50,7 +50,8 @@ async def _record_statement(conn: asyncpg.Connection, session: str) -> tuple[str
         currency=row["currency"], mode=row["mode"], reference="pi_plan")
     decision = decide(event, session_view(row), now, frozenset({row["currency"]}))
     capture = _Capture()
-    await PostgresWriter(None, 10, frozenset())._write(capture, event, decision, now)
+    writer = PostgresWriter(pool=None, reads=None, max_attempts=10, crypto=frozenset(), size=1)
+    await writer._write(capture, event, decision, now)
     return capture.statement, capture.arguments
 
 
@@ -90,7 +91,8 @@ async def plans(admin_url: str, database: str, session_index: int) -> str:
     try:
         session = session_id(session_index)
         sections = [
-            ("webhook writer: read the session", READ_SESSION, (session,)),
+            ("webhook writer: read the sessions of 16 webhooks at once", READ_SESSIONS,
+             ([session_id(session_index - n) for n in range(16)],)),
             ("webhook writer: the one data-modifying statement",
              *await _record_statement(conn, session)),
             ("worker: claim due outbox rows (limit 100)", *await _claim_statement()),

@@ -128,3 +128,38 @@ def test_both_writers_store_the_same(pg_admin_url, pg_template):
     assert any(result["outbox"] for result in played)
     assert {"late_payment", "duplicate_payment", "amount_mismatch", "currency_mismatch",
             "mode_mismatch"} <= {kind for result in played for kind in result["anomalies"]}
+
+
+async def test_concurrent_webhooks_read_their_sessions_together(pg_url):
+    """Forty webhooks at once, each paying its own session, and two late copies of each of
+    five: every session is paid once, and their reads took fewer statements than webhooks."""
+    engine, _portable, postgres = await open_writers(pg_url)
+    try:
+        now = clock.now()
+        ids = [f"cs_{uuid.uuid4().hex}" for _ in range(40)]
+        async with engine.begin() as conn:
+            await conn.execute(checkout_sessions.insert(), [dict(
+                id=session_id, merchant_id="mer_diff", mode="test", status="created",
+                amount=AMOUNT, currency="usd", metadata={}, created_at=now, updated_at=now,
+                expires_at=now + timedelta(hours=1)) for session_id in ids])
+
+        def paying(session_id: str) -> ProviderEvent:
+            return ProviderEvent(
+                provider="stripe", event_id=f"evt_{session_id}", type="payment_intent.succeeded",
+                intent=Intent.PAY, session_id=session_id, raw=b"{}", headers={}, amount=AMOUNT,
+                currency="usd", mode="test", reference=f"pi_{session_id}")
+
+        events = [paying(session_id) for session_id in ids] + [
+            paying(session_id) for session_id in ids[:5] for _ in range(2)]
+        outcomes = await asyncio.gather(*(postgres.record(event) for event in events))
+        assert sorted(outcomes) == ["applied"] * 40 + ["duplicate"] * 10
+        assert postgres.reads.statements < len(events)
+        async with engine.connect() as conn:
+            paid = (await conn.execute(select(checkout_sessions.c.id).where(
+                checkout_sessions.c.status == "paid"))).scalars().all()
+            queued = (await conn.execute(select(outbox_entries.c.kind))).scalars().all()
+        assert sorted(paid) == sorted(ids)
+        assert len(queued) == 4 * 40  # invoice, key, link and notification, once a session
+    finally:
+        await postgres.close()
+        await engine.dispose()

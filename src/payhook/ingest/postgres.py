@@ -1,6 +1,7 @@
 """PostgreSQL's fast path for :mod:`payhook.ingest`: two round trips over raw asyncpg.
 
-1. read the session; 2. one data-modifying statement that applies the decided move (rendered
+1. read the session (under load, with the sessions of other webhooks: :class:`SessionReads`);
+2. one data-modifying statement that applies the decided move (rendered
 from :func:`payhook.db.sessions.postgres_move`) as a
 compare-and-set, inserts the raw event (``ON CONFLICT DO NOTHING``), and — only if the event row
 was inserted — the outbox rows (``ON CONFLICT DO NOTHING`` too: a dedup key already at work is
@@ -39,7 +40,9 @@ from payhook.ids import new_id
 from payhook.ingest import MAX_DECISIONS, IngestRaceError, move_fields, rows_for
 from payhook.outbox.store import entry_defaults, new_entries
 
-READ_SESSION = f"SELECT {', '.join(VIEW_COLUMNS)} FROM checkout_sessions WHERE id = $1"
+READ_SESSIONS = (f"SELECT id, {', '.join(VIEW_COLUMNS)} FROM checkout_sessions "
+                 "WHERE id = ANY($1::text[])")
+READ_CONNECTIONS = 2  # of the writer's pool, for the session reads; the rest write
 
 # This event id is stored (committed before the statement began, or by it).
 KNOWN = "EXISTS (SELECT 1 FROM webhook_events WHERE provider = :provider AND event_id = :event_id)"
@@ -128,49 +131,121 @@ class _Connection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
+class SessionReads:
+    """The sessions webhooks name, read together. It has :data:`READ_CONNECTIONS` connections
+    of its own; while all are reading, the webhooks that come meanwhile wait for the next free
+    one, which reads all their sessions in one statement. A webhook alone is read at once;
+    under load one statement (one round trip, one system call each side) serves many. A read
+    is only where a decision starts — the write is a compare-and-set — so which of its moments
+    it sees is of no consequence."""
+
+    def __init__(self, dsn: str, connections: int = READ_CONNECTIONS) -> None:
+        self.dsn = dsn
+        self.statements = 0  # sent, for the tests
+        # Connected when first used (the process starts while the database is down), and
+        # again after one is lost.
+        self._free: list[asyncpg.Connection | None] = [None] * connections
+        self._waiting: dict[str, list[asyncio.Future[asyncpg.Record | None]]] = {}
+        self._reading: set[asyncio.Task[None]] = set()
+
+    async def read(self, session_id: str) -> asyncpg.Record | None:
+        answer = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(session_id, []).append(answer)
+        if self._free:
+            self._start()
+        return await answer
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._reading, return_exceptions=True)
+        free, self._free = self._free, []
+        for conn in free:
+            if conn is not None:
+                await conn.close(timeout=5)
+
+    def _start(self) -> None:
+        conn, batch, self._waiting = self._free.pop(), self._waiting, {}
+        task = asyncio.create_task(self._read(conn, batch), name="payhook-session-reads")
+        self._reading.add(task)
+        task.add_done_callback(self._reading.discard)
+
+    async def _read(self, conn: asyncpg.Connection | None,
+                    batch: dict[str, list[asyncio.Future[asyncpg.Record | None]]]) -> None:
+        try:
+            if conn is None or conn.is_closed():
+                conn = None
+                conn = await asyncpg.connect(self.dsn, connection_class=_Connection)
+            self.statements += 1
+            rows = await conn.fetch(READ_SESSIONS, list(batch))
+        except BaseException as error:
+            # The connection is kept only if the server answered the error (it is then ready
+            # for the next statement); the error is every waiting webhook's (a 503).
+            if conn is not None and not isinstance(error, asyncpg.PostgresError):
+                conn.terminate()
+                conn = None
+            for answers in batch.values():
+                for answer in answers:
+                    if not answer.done():
+                        answer.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+        else:
+            found = {row["id"]: row for row in rows}
+            for session_id, answers in batch.items():
+                for answer in answers:
+                    if not answer.done():
+                        answer.set_result(found.get(session_id))
+        finally:
+            self._free.append(conn)
+            if self._waiting:
+                self._start()
+
+
 class PostgresWriter:
-    def __init__(self, pool: asyncpg.Pool, max_attempts: int, crypto: frozenset[str],
-                 size: int = RAW_INGEST_CONNECTIONS):
+    def __init__(self, pool: asyncpg.Pool, reads: SessionReads, max_attempts: int,
+                 crypto: frozenset[str], size: int):
         self.pool = pool
+        self.reads = reads
         self.max_attempts = max_attempts
         self.crypto = crypto
-        # Webhooks wait for a connection in the order they came. asyncpg's pool lets a newcomer
-        # take a connection freed for a waiter, and the waiter goes to the back of the line
-        # (asyncio.Queue.get; MagicStack/asyncpg#1247): under load a few webhooks waited many
-        # times as long as the rest (p99 3-4x the p50). asyncio's Semaphore serves in order.
+        # Webhooks wait for a connection to write in the order they came. asyncpg's pool lets
+        # a newcomer take a connection freed for a waiter, and the waiter goes to the back of
+        # the line (asyncio.Queue.get; MagicStack/asyncpg#1247): under load a few webhooks
+        # waited many times as long as the rest (p99 3-4x the p50). asyncio's Semaphore serves
+        # in order, and never lets more in than the pool holds.
         self.turns = asyncio.Semaphore(size)
 
     @classmethod
     async def connect(cls, database_url: str, max_attempts: int, crypto: frozenset[str],
                       size: int = RAW_INGEST_CONNECTIONS) -> "PostgresWriter":
+        """``size`` connections at most: :data:`READ_CONNECTIONS` for the reads, the rest for
+        the writes."""
+        writes = size - READ_CONNECTIONS
         # min_size=0: start even while the database is down (requests then answer 503).
-        pool = await asyncpg.create_pool(dsn(database_url), min_size=0, max_size=size,
+        pool = await asyncpg.create_pool(dsn(database_url), min_size=0, max_size=writes,
                                          connection_class=_Connection)
-        return cls(pool, max_attempts, crypto, size)
+        return cls(pool, SessionReads(dsn(database_url)), max_attempts, crypto, writes)
 
     async def close(self) -> None:
+        await self.reads.close()
         await self.pool.close()
 
     async def record(self, event: ProviderEvent) -> str:
-        async with self.turns, self.pool.acquire() as conn:
-            try:
-                return await self._record(conn, event)
-            except Exception as error:
-                # A connection that failed mid-operation is not pooled again: its protocol
-                # state may be out of step with the server's (terminate it; the pool connects
-                # afresh). The error itself becomes a 503 (payhook.db.outages).
-                if is_connection_lost(error):
-                    conn.terminate()
-                raise
-
-    async def _record(self, conn: asyncpg.Connection, event: ProviderEvent) -> str:
         for _ in range(MAX_DECISIONS):
-            now = clock.now()
             row = None
             if event.session_id is not None:
-                row = await conn.fetchrow(READ_SESSION, event.session_id)
+                row = await self.reads.read(event.session_id)
+            now = clock.now()
             decision = decide(event, session_view(row), now, self.crypto)
-            stored, moved, known = await self._write(conn, event, decision, now)
+            async with self.turns, self.pool.acquire() as conn:
+                try:
+                    stored, moved, known = await self._write(conn, event, decision, now)
+                except Exception as error:
+                    # A connection that failed mid-operation is not pooled again: its protocol
+                    # state may be out of step with the server's (terminate it; the pool
+                    # connects afresh). The error itself becomes a 503 (payhook.db.outages).
+                    if is_connection_lost(error):
+                        conn.terminate()
+                    raise
             if stored:
                 return decision.outcome
             if moved:  # impossible by construction (see the module docstring); say so loudly
