@@ -201,6 +201,7 @@ class Server:
     next_session: int = 0  # sessions [0, next_session) have been sent a payment
     sent: int = 0
     env: dict[str, str] = field(default_factory=dict)  # added to payhook's environment
+    _started_with: tuple[str, Path] = ("", Path())
 
     def command(self, admin_url: str) -> tuple[list[str], dict[str, str]]:
         if self.name.startswith("payhook"):
@@ -217,6 +218,7 @@ class Server:
     def start(self, admin_url: str, log_dir: Path) -> None:
         self.port = free_port()
         self.log_path = log_dir / f"{self.name}.log"
+        self._started_with = (admin_url, log_dir)
         argv, env = self.command(admin_url)
         with self.log_path.open("ab") as out:
             # Its own session: Ctrl-C reaches only us, and we stop the server ourselves.
@@ -233,10 +235,19 @@ class Server:
             raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n"
                                f"{self.log_tail()}")
 
-    async def wait_ready(self, timeout: float = 30.0) -> None:
+    async def wait_ready(self, timeout: float = 30.0, binds: int = 3) -> None:
+        """Until the server accepts connections. A free port can be taken before the server
+        binds it (by any process's outgoing connection: it is in the ephemeral range): then
+        the server starts again on another, up to ``binds`` times."""
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if (binds > 1 and self.process.poll() is not None
+                    and "address already in use" in self.log_tail()):
+                log(f"{self.name}: port {self.port} was taken before it bound; another port")
+                binds -= 1
+                self.start(*self._started_with)
+                continue
             self.check_alive()
             try:  # uvicorn binds only after the lifespan start-up has finished
                 _, writer = await asyncio.open_connection("127.0.0.1", self.port)
