@@ -144,12 +144,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", default="1,16,64",
                         help="comma-separated concurrency levels (default 1,16,64)")
-    parser.add_argument("--requests", type=int, default=3000,
-                        help="measured requests per server per concurrency (default 3000)")
+    parser.add_argument("--requests", type=int, default=6000,
+                        help="measured requests per server per concurrency (default 6000)")
     parser.add_argument("--warmup", type=int, default=500,
                         help="warm-up requests per server before measuring (default 500)")
-    parser.add_argument("--passes", type=int, default=4,
-                        help="alternating passes per concurrency, A B B A … (default 4)")
+    # Short passes: a disturbance of a second or two (autovacuum on a young table, a
+    # checkpoint) then falls on every server's turns alike, not on one server's pass.
+    parser.add_argument("--passes", type=int, default=12,
+                        help="alternating passes per concurrency, A B B A … (default 12)")
     add_admin_url(parser)
     parser.add_argument("--baseline-pool", type=int, default=20,
                         help="the baseline's asyncpg pool size (default 20, as payhook's)")
