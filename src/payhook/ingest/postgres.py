@@ -147,9 +147,12 @@ class SessionReads:
         self._free: list[asyncpg.Connection | None] = [None] * connections
         self._waiting: dict[str, list[asyncio.Future[asyncpg.Record | None]]] = {}
         self._reading: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # its connections' loop
 
     async def read(self, session_id: str) -> asyncpg.Record | None:
-        answer = asyncio.get_running_loop().create_future()
+        if self._loop is None:  # (Python 3.11 asks the system for its pid at every lookup)
+            self._loop = asyncio.get_running_loop()
+        answer = self._loop.create_future()
         self._waiting.setdefault(session_id, []).append(answer)
         if self._free:
             self._start()
