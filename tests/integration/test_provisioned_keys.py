@@ -41,7 +41,7 @@ async def test_racing_writes_insert_one_key(client, app, settings, merchant):
     engine = app.state.payhook.engine
     context = EffectContext.build(settings, engine)
     entries = [Entry(id=f"ob_{n}", kind=API_KEY, payload={"session_id": session_id},
-                     attempts=1, max_attempts=1, errors=[], locked_by="test",
+                     attempts=1, max_attempts=1, locked_by="test",
                      created_at=clock.now())
                for n, session_id in enumerate(sessions)]
     writes = [(entry, (await provision_keys(context, [entry])).writes) for entry in entries]

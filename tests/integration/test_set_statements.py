@@ -93,7 +93,7 @@ async def test_settle_done_holds_each_rows_whole_fence(engine: AsyncEngine) -> N
 
     def entry(id: str, locked_by: str, attempts: int) -> Entry:
         return Entry(id=id, kind="invoice.create", payload={}, attempts=attempts,
-                     max_attempts=5, errors=[], locked_by=locked_by, created_at=clock.now())
+                     max_attempts=5, locked_by=locked_by, created_at=clock.now())
 
     given = [entry(LONG_ID, "w", 1), entry(truncated, "w", 2), entry("ob_b", "w", 2),
              entry("ob_c", "other", 1), entry("ob_d", "w", 1)]

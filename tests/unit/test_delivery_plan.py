@@ -20,7 +20,7 @@ LIMIT = timedelta(hours=5)
 
 def row(n: int, attempts: int = 1, max_attempts: int = 3) -> Entry:
     return Entry(id=f"ob_{n}", kind="delivery.send", payload={"delivery_id": f"dl_{n}"},
-                 attempts=attempts, max_attempts=max_attempts, errors=[], locked_by="w",
+                 attempts=attempts, max_attempts=max_attempts, locked_by="w",
                  created_at=datetime(2026, 1, 1, tzinfo=UTC))
 
 

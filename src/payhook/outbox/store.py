@@ -26,9 +26,10 @@ MAX_ERRORS_KEPT = 50
 MAX_ERROR_LENGTH = 2000
 
 
-# What a claim reads back: an Entry's fields, no more (every column read is decoded).
+# What a claim reads back: an Entry's fields, no more (every column read is decoded). A row's
+# error history is not among them: only a failure needs it, and reads it then.
 CLAIMED = (outbox.c.id, outbox.c.kind, outbox.c.payload, outbox.c.attempts, outbox.c.max_attempts,
-           outbox.c.errors, outbox.c.locked_by, outbox.c.created_at)
+           outbox.c.locked_by, outbox.c.created_at)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,6 @@ class Entry:
     payload: dict[str, Any]
     attempts: int
     max_attempts: int
-    errors: list[dict[str, Any]]
     locked_by: str
     created_at: datetime
 
@@ -48,9 +48,8 @@ class Entry:
     def from_row(cls, row: Any) -> "Entry":
         """A row of :data:`CLAIMED`'s columns, in their order (by position: a claim makes one
         per row, and a row's attributes by name cost more than the rest of it)."""
-        row_id, kind, payload, attempts, max_attempts, errors, locked_by, created_at = row
-        return cls(row_id, kind, payload, attempts, max_attempts, list(errors or []), locked_by,
-                   created_at)
+        row_id, kind, payload, attempts, max_attempts, locked_by, created_at = row
+        return cls(row_id, kind, payload, attempts, max_attempts, locked_by, created_at)
 
 
 def new_entry(kind: str, payload: dict[str, Any], now: datetime, max_attempts: int,
@@ -177,7 +176,8 @@ async def settle_failed(conn: AsyncConnection, entry: Entry, error: str,
                         next_attempt: datetime | None, now: datetime) -> bool:
     """Back to pending at ``next_attempt``, or ``dead`` when there is none; keeps each error."""
     error = error[:MAX_ERROR_LENGTH]
-    history = [*entry.errors, {"attempt": entry.attempts, "at": now.isoformat(),
+    kept = await conn.scalar(select(outbox.c.errors).where(*_fence(entry)))
+    history = [*(kept or []), {"attempt": entry.attempts, "at": now.isoformat(),
                                "error": error}][-MAX_ERRORS_KEPT:]
     values: dict[str, Any] = {"locked_by": None, "locked_until": None, "last_error": error,
                               "errors": history, "updated_at": now}
