@@ -8,6 +8,7 @@ batch size and an executemany runs once per row. SQLite, with no arrays, expands
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -58,22 +59,38 @@ def insert_ignoring_conflicts(conn: AsyncConnection, table: Table) -> Any:
 async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]],
                       *returning: Any, ignore_conflicts: bool = False) -> Sequence[Any]:
     """Insert ``rows`` (every row the same columns) in one statement — on PostgreSQL
-    ``INSERT … SELECT`` of the rows unnested from one array per column — optionally ``ON
-    CONFLICT DO NOTHING``; answers the ``returning`` columns of the rows inserted."""
+    ``INSERT … SELECT`` of the rows unnested from one array per column, compiled once for
+    each table and set of columns (:class:`Compiled`) — optionally ``ON CONFLICT DO
+    NOTHING``; answers the ``returning`` columns of the rows inserted."""
     if not rows:
         return []
-    statement = _insert(conn, table)
-    parameters: list[Mapping[str, Any]] | None = list(rows)
     if is_postgres(conn):
-        names = list(rows[0])
-        statement, parameters = statement.from_select(names, select(
-            *(_unnested(table.c[name], [row[name] for row in rows]) for name in names))), None
+        names = tuple(rows[0])
+        statement = _postgres_insert(table, names, ignore_conflicts, returning)
+        result = await statement.execute(conn, **{
+            f"v_{name}": _array_values(table.c[name], [row[name] for row in rows])
+            for name in names})
+        return result.all() if returning else []
+    inserting = _insert(conn, table)
+    if ignore_conflicts:
+        inserting = inserting.on_conflict_do_nothing()
+    if returning:
+        inserting = inserting.returning(*returning)
+    result = await conn.execute(inserting, list(rows))
+    return result.all() if returning else []
+
+
+@cache
+def _postgres_insert(table: Table, names: tuple[str, ...], ignore_conflicts: bool,
+                     returning: tuple[Any, ...]) -> "Compiled":
+    statement: Any = postgresql.insert(table).from_select(list(names), select(*(
+        _as_column(table.c[name], func.unnest(_array_parameter(table.c[name], f"v_{name}")))
+        for name in names)))
     if ignore_conflicts:
         statement = statement.on_conflict_do_nothing()
     if returning:
         statement = statement.returning(*returning)
-    result = await conn.execute(statement, parameters)
-    return result.all() if returning else []
+    return Compiled(statement)
 
 
 class Compiled:
@@ -107,15 +124,22 @@ def _array(column: Any, values: Iterable[Any]) -> Any:
     """``values`` as one array parameter of the column's type (:func:`array_of`); a JSON
     document's as the text of each (an array parameter would take a list for a dimension)."""
     if isinstance(column.type, JSON):
-        return bindparam(None, [None if value is None else document_text(value)
-                                for value in values],
-                         type_=ARRAY(Text()))
+        return bindparam(None, _array_values(column, values), type_=ARRAY(Text()))
     return array_of(column, values=values)
 
 
-def _unnested(column: Any, values: Iterable[Any]) -> Any:
-    """The column's values as a set-returning ``unnest``, of the column's type."""
-    return _as_column(column, func.unnest(_array(column, values)))
+def _array_parameter(column: Any, name: str) -> Any:
+    """:func:`_array`'s parameter, named, its values given when it runs."""
+    if isinstance(column.type, JSON):
+        return bindparam(name, None, type_=ARRAY(Text()))
+    return array_of(column, name)
+
+
+def _array_values(column: Any, values: Iterable[Any]) -> list[Any]:
+    """The values of :func:`_array`'s parameter: a JSON document's as its text."""
+    if isinstance(column.type, JSON):
+        return [None if value is None else document_text(value) for value in values]
+    return list(values)
 
 
 def _as_column(column: Any, value: Any) -> Any:
