@@ -372,8 +372,9 @@ async def test_two_transfers_adding_up_past_the_amount_pay_and_are_noted(
 
 async def test_two_halves_settled_at_once_are_added_up(client, app, settings, merchant, chain,
                                                        world):
-    """Each check claims its half and then takes the session's row: the second to take it
-    sees the first's committed claim, so the session is paid once, by both together."""
+    """Each check takes the session's row, then claims its half: the second to take it sees
+    the first's committed claim, so the session is paid once, by both together (and the two
+    never deadlock on the row the claims' foreign key points to)."""
     session_id, address = await open_session(client, merchant)
     halves = [chain.send(world.payer, address, WEI // 2),
               chain.send(new_account(chain), address, WEI - WEI // 2)]

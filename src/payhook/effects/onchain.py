@@ -210,11 +210,15 @@ async def _note(conn: AsyncConnection, check: Check, kind: str, details: dict[st
 
 def _claimed(check: Check, session: Session, mined: MinedTransaction, verdict: Verdict,
              max_attempts: int) -> Writes:
-    """Claim the transaction for the session, then settle the session on the sum of its claims —
-    one transaction, so a lost claim counts for nothing."""
+    """Take the session's row, claim the transaction for the session, then settle the session
+    on the sum of its claims — one transaction, so a lost claim counts for nothing."""
 
     async def write(conn: AsyncConnection) -> None:
         now = clock.now()
+        # The session's row is taken first. The claim's foreign key takes a share lock on it:
+        # two checks that each held that and then asked for the row's update lock (to settle)
+        # deadlocked, and one of them failed (test_two_halves_settled_at_once_are_added_up).
+        await sessions.view(conn, check.session_id, lock=True)
         claimed = await conn.scalar(
             insert_ignoring_conflicts(conn, onchain_payments).values(
                 id=new_id("op"), chain_id=check.chain_id, tx_hash=check.tx_hash,
