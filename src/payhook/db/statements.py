@@ -84,7 +84,7 @@ async def insert_rows(conn: AsyncConnection, table: Table, rows: Sequence[Mappin
 def _postgres_insert(table: Table, names: tuple[str, ...], ignore_conflicts: bool,
                      returning: tuple[Any, ...]) -> "Compiled":
     statement: Any = postgresql.insert(table).from_select(list(names), select(*(
-        _as_column(table.c[name], func.unnest(_array_parameter(table.c[name], f"v_{name}")))
+        _as_column(table.c[name], func.unnest(_array(table.c[name], name=f"v_{name}")))
         for name in names)))
     if ignore_conflicts:
         statement = statement.on_conflict_do_nothing()
@@ -120,23 +120,18 @@ def array_of(column: Any, name: str | None = None, values: Iterable[Any] | None 
     return bindparam(name, None if values is None else list(values), type_=ARRAY(item))
 
 
-def _array(column: Any, values: Iterable[Any]) -> Any:
-    """``values`` as one array parameter of the column's type (:func:`array_of`); a JSON
-    document's as the text of each (an array parameter would take a list for a dimension)."""
+def _array(column: Any, values: Iterable[Any] | None = None, name: str | None = None) -> Any:
+    """One array parameter of the column's type (:func:`array_of`), given its ``values`` or
+    named to be given them when it runs; a JSON document's as the text of each (an array
+    parameter would take a list for a dimension)."""
+    given = None if values is None else _array_values(column, values)
     if isinstance(column.type, JSON):
-        return bindparam(None, _array_values(column, values), type_=ARRAY(Text()))
-    return array_of(column, values=values)
-
-
-def _array_parameter(column: Any, name: str) -> Any:
-    """:func:`_array`'s parameter, named, its values given when it runs."""
-    if isinstance(column.type, JSON):
-        return bindparam(name, None, type_=ARRAY(Text()))
-    return array_of(column, name)
+        return bindparam(name, given, type_=ARRAY(Text()))
+    return array_of(column, name, given)
 
 
 def _array_values(column: Any, values: Iterable[Any]) -> list[Any]:
-    """The values of :func:`_array`'s parameter: a JSON document's as its text."""
+    """The values of an :func:`_array` parameter: a JSON document's as its text."""
     if isinstance(column.type, JSON):
         return [None if value is None else document_text(value) for value in values]
     return list(values)
