@@ -35,7 +35,7 @@ from payhook.db.engine import reading
 from payhook.db.statements import insert_ignoring_conflicts
 from payhook.db.tables import anomalies, checkout_sessions, onchain_payments
 from payhook.domain import onchain
-from payhook.domain.decisions import payment
+from payhook.domain.decisions import SessionView, payment
 from payhook.domain.onchain import Expected, MinedTransaction, Verdict
 from payhook.domain.sessions import Status, sources
 from payhook.effects.chain import Chain, Sighting, WrongChain
@@ -218,7 +218,8 @@ def _claimed(check: Check, session: Session, mined: MinedTransaction, verdict: V
         # The session's row is taken first. The claim's foreign key takes a share lock on it:
         # two checks that each held that and then asked for the row's update lock (to settle)
         # deadlocked, and one of them failed (test_two_halves_settled_at_once_are_added_up).
-        await sessions.view(conn, check.session_id, lock=True)
+        held = await sessions.view(conn, check.session_id, lock=True)
+        assert held is not None  # read before the check; sessions are never deleted
         claimed = await conn.scalar(
             insert_ignoring_conflicts(conn, onchain_payments).values(
                 id=new_id("op"), chain_id=check.chain_id, tx_hash=check.tx_hash,
@@ -231,19 +232,18 @@ def _claimed(check: Check, session: Session, mined: MinedTransaction, verdict: V
             if owner != check.session_id:
                 await _note(conn, check, onchain.REUSED, {"paid_session": owner})
             return
-        await _settle(conn, check, verdict, now, max_attempts)
+        await _settle(conn, check, held, verdict, now, max_attempts)
 
     return write
 
 
-async def _settle(conn: AsyncConnection, check: Check, verdict: Verdict, now: datetime,
-                  max_attempts: int) -> None:
+async def _settle(conn: AsyncConnection, check: Check, session: SessionView, verdict: Verdict,
+                  now: datetime, max_attempts: int) -> None:
     """Pay the session once its claimed transfers add up to its amount, by the rules of every
-    provider's payment, on its row as it is now (held until the move, so two transfers settled
-    at once are added up by the second). Paid otherwise, failed or expired meanwhile: an
-    anomaly, and the claim stays (the money came for this session; an operator settles it)."""
-    session = await sessions.view(conn, check.session_id, lock=True)
-    assert session is not None  # read before the check; sessions are never deleted
+    provider's payment, on its row as it is now (``session``, held until the move, so two
+    transfers settled at once are added up by the second). Paid otherwise, failed or expired
+    meanwhile: an anomaly, and the claim stays (the money came for this session; an operator
+    settles it)."""
     tally = onchain.tally(session.amount, await _received(conn, check))
     transferred = {"transferred": verdict.received}
     if not tally.paid and session.status in sources(Status.PAID) and now < session.expires_at:
